@@ -1,0 +1,26 @@
+//! The deterministic core: everything tracelink decides, with no IO.
+//!
+//! Like `quinn-proto`, this module contains no networking code and never reads
+//! a clock: times are arguments (unix nanoseconds for spans, milliseconds of
+//! a monotonic clock for the export policy), randomness comes from a seeded
+//! [`id::IdGenerator`], and output is data (encoded bytes, "send this",
+//! "wake me at t"). The wasm32 platform layer (`crate::web`) drives it;
+//! host `cargo test` covers it.
+//!
+//! - [`id`]: trace and span ids and their generator
+//! - [`span`]: the span model and its limits
+//! - [`trace_context`]: W3C `traceparent` / `tracestate`
+//! - [`baggage`]: W3C `baggage`
+//! - [`sampler`]: parent-based, trace-id-ratio sampling
+//! - [`otlp`]: OTLP/HTTP encoders (protobuf and JSON)
+//! - [`export`]: the batch, retry and flush policy
+//! - [`tracer`]: live spans, context, sampling and hand-off to export
+
+pub mod baggage;
+pub mod export;
+pub mod id;
+pub mod otlp;
+pub mod sampler;
+pub mod span;
+pub mod trace_context;
+pub mod tracer;
