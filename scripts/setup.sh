@@ -21,7 +21,7 @@ PY_PEERS=(rotel==0.0.1a15 fastapi==0.165.0 uvicorn==0.54.0
   opentelemetry-api==1.45.2 opentelemetry-sdk==1.45.2
   opentelemetry-exporter-otlp-proto-http==1.45.2
   opentelemetry-instrumentation-fastapi==0.66b2
-  opentelemetry-instrumentation-sqlite3==0.66b2)
+  opentelemetry-instrumentation-dbapi==0.66b2 pytest==9.2.0)
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH" DEBIAN_FRONTEND=noninteractive
 t0=$SECONDS
 log() { printf '==> [setup %3ss] %s\n' "$((SECONDS - t0))" "$*" >&2; }
@@ -63,7 +63,7 @@ if [ "$(node -p "require('$TOOLS/node_modules/binaryen/package.json').version" 2
 fi
 
 # 5. Python peers (collector, backend) in a project venv.
-if ! "$TOOLS/venv/bin/python" -c 'import rotel, fastapi, uvicorn, opentelemetry.sdk, opentelemetry.instrumentation.fastapi, opentelemetry.instrumentation.sqlite3' 2>/dev/null; then
+if ! "$TOOLS/venv/bin/python" -c 'import rotel, fastapi, uvicorn, opentelemetry.sdk, opentelemetry.instrumentation.fastapi, opentelemetry.instrumentation.dbapi, pytest' 2>/dev/null; then
   log "python venv .tools/venv: ${PY_PEERS[*]}"
   python3 -m venv "$TOOLS/venv"
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "${PY_PEERS[@]}"

@@ -15,11 +15,13 @@
 //! - [`otlp`]: OTLP/HTTP encoders (protobuf and JSON)
 //! - [`export`]: the batch, retry and flush policy
 //! - [`tracer`]: live spans, context, sampling and hand-off to export
+//! - [`pipeline`]: tracer + encoder + export policy as one sans-IO client
 
 pub mod baggage;
 pub mod export;
 pub mod id;
 pub mod otlp;
+pub mod pipeline;
 pub mod sampler;
 pub mod span;
 pub mod trace_context;

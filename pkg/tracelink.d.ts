@@ -1,0 +1,125 @@
+// Type declarations for tracelink (hand-written; the API is pkg/tracelink.js).
+
+/** An attribute value: OpenTelemetry's primitive types and homogeneous arrays. */
+export type AttributeValue = string | number | boolean | bigint | string[] | number[] | boolean[];
+export type Attributes = Record<string, AttributeValue | undefined>;
+
+/** A W3C context read from headers, usable as `options.parent`. */
+export interface RemoteContext {
+  traceId: string;
+  spanId: string;
+  traceFlags: number;
+  traceparent: string;
+  tracestate: string;
+}
+
+export interface TracingOptions {
+  /** `service.name` (or OTEL_SERVICE_NAME). */
+  serviceName?: string;
+  /** `service.version`. */
+  serviceVersion?: string;
+  /** Full `/v1/traces` URL or a base URL (or OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT). Relative URLs resolve against the page. */
+  otlpEndpoint?: string | URL;
+  /** Headers sent only to the collector, e.g. auth (or OTEL_EXPORTER_OTLP_HEADERS). */
+  otlpHeaders?: Record<string, string>;
+  /** Wire format; default 'http/protobuf'. */
+  protocol?: 'http/protobuf' | 'http/json';
+  /** Log each ended span with console.debug (or OTEL_CONSOLE_EXPORT). */
+  consoleExport?: boolean;
+  /** Where trace headers may go besides the page's own origin: URL prefixes or RegExps on the full URL. */
+  propagateTo?: Array<string | RegExp>;
+  /** Also send `baggage` to those destinations. Default false. */
+  propagateBaggage?: boolean;
+  /** Replace `globalThis.fetch` with the traced fetch (undo with `restoreFetch`). */
+  instrumentFetch?: boolean;
+  /** Ratio of new traces recorded, 0..1 (or OTEL_TRACES_SAMPLER_ARG). Children follow their parent. */
+  sampleRate?: number;
+  /** Header that carries an operation's correlation id on its fetches, e.g. 'X-Correlation-ID'. */
+  correlationIdHeader?: string;
+  /** Query parameters whose values are replaced by REDACTED in `url.full`. */
+  redactQueryParams?: string[];
+  /** Extra resource attributes (also from OTEL_RESOURCE_ATTRIBUTES). */
+  resourceAttributes?: Record<string, string>;
+  /** The wasm: a precompiled Module (Workers), bytes (Node/Deno/Bun), or a URL. Default: next to tracelink.js. */
+  wasm?: WebAssembly.Module | BufferSource | URL | string | Response;
+  /** OTEL_* settings, e.g. a Worker's `env` bindings. Default: `process.env` where it exists. */
+  env?: Record<string, string | undefined>;
+  /** The fetch used for the app's calls and for export. Default: `globalThis.fetch` at setup. */
+  fetch?: typeof fetch;
+  /** Export timer after the first queued span, ms. Default 1000. */
+  scheduleDelayMillis?: number;
+  /** Spans queued at most before new ones are dropped (counted). Default 2048. */
+  maxQueueSize?: number;
+  /** Spans per export request at most. Default 512. */
+  maxExportBatchSize?: number;
+  /** Abort an export request after this many ms. Default 30000. */
+  exportTimeoutMillis?: number;
+}
+
+export interface SpanOptions {
+  attributes?: Attributes;
+  kind?: 'internal' | 'server' | 'client' | 'producer' | 'consumer';
+  /** Parent: a Span, a context from `extractContext`, or null for a new trace. Default: the current span. */
+  parent?: Span | RemoteContext | null;
+  /** Sets `correlation_id` on this span; children and their fetches inherit it. */
+  correlationId?: string;
+}
+
+/** A span. Methods never throw and do nothing once it has ended. */
+export class Span {
+  setAttribute(key: string, value: AttributeValue): this;
+  setAttributes(attributes: Attributes): this;
+  addEvent(name: string, attributes?: Attributes): this;
+  setStatus(code: 'ok' | 'error' | 'unset' | { code: 'ok' | 'error' | 'unset'; message?: string }, message?: string): this;
+  recordException(error: unknown): this;
+  updateName(name: string): this;
+  end(): void;
+  isRecording(): boolean;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly traceparent: string;
+  /** A traced fetch whose parent is this span (for concurrent code). */
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+}
+
+export interface TracingStats {
+  started: number;
+  unsampled: number;
+  ended: number;
+  queued: number;
+  inFlight: number;
+  exported: number;
+  dropped: number;
+  droppedQueueFull: number;
+  droppedTooLarge: number;
+  droppedRejected: number;
+  droppedFailed: number;
+  droppedShutdown: number;
+  droppedLiveLimit: number;
+  retried: number;
+  failedRequests: number;
+  internalErrors: number;
+  broken: boolean;
+  [counter: string]: number | boolean;
+}
+
+export class Tracing {
+  traceOperation<T>(name: string, fn: (span: Span) => T): T;
+  traceOperation<T>(name: string, options: SpanOptions | undefined, fn: (span: Span) => T): T;
+  startSpan(name: string, options?: SpanOptions): Span;
+  currentSpan(): Span;
+  addTraceAttributes(attributes: Attributes): void;
+  addTraceEvent(name: string, attributes?: Attributes): void;
+  currentTraceId(): string;
+  injectContext<C extends Headers | Record<string, string>>(carrier?: C): C;
+  extractContext(headers: Headers | Record<string, string> | Map<string, string>): RemoteContext | null;
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  instrumentFetch(): void;
+  restoreFetch(): void;
+  flush(timeoutMs?: number): Promise<void>;
+  shutdown(timeoutMs?: number): Promise<void>;
+  stats(): TracingStats;
+}
+
+/** Validates options, loads the wasm once, and starts tracing. */
+export function setupTracing(options: TracingOptions): Promise<Tracing>;

@@ -1,0 +1,682 @@
+// tracelink: the JS face of the wasm agent. Everything stateful (ids, spans,
+// sampling, W3C formats, OTLP encoding, batching and retries) lives in wasm;
+// this file adapts it to JS: options, promises and callbacks, the fetch
+// wrapper, the network and timer calls, and page lifecycle events.
+// Rule: after setup, nothing here throws into application code.
+import initWasm, { initSync, Agent } from './tracelink_wasm.js';
+
+const global = globalThis;
+const KIND = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 };
+const STATUS = { unset: 0, ok: 1, error: 2 };
+const DEFAULT_REDACTED_QUERY = ['AWSAccessKeyId', 'Signature', 'sig', 'X-Goog-Signature'];
+const SEND_FETCH = 0, SEND_KEEPALIVE = 1, SEND_BEACON = 2;
+
+let wasmReady = null; // one instance per JS realm, shared by every tracing setup
+
+/** Loads the wasm once: from a Module / bytes / URL given, else next to this file. */
+function loadWasm(source) {
+  if (wasmReady) return wasmReady;
+  if (source instanceof WebAssembly.Module || ArrayBuffer.isView(source) || source instanceof ArrayBuffer) {
+    // Sync path: edge runtimes hand in a precompiled module (Workers forbid
+    // compiling bytes at run time; Node/Deno/Bun may pass bytes).
+    initSync({ module: source });
+    wasmReady = Promise.resolve();
+  } else {
+    wasmReady = initWasm({ module_or_path: source ?? new URL('./tracelink_wasm_bg.wasm', import.meta.url) })
+      .then(() => undefined, (e) => { wasmReady = null; throw e; });
+  }
+  return wasmReady;
+}
+
+function fail(message) {
+  throw new TypeError(`tracelink: setupTracing: ${message}`);
+}
+
+function parseBool(v) {
+  return typeof v === 'boolean' ? v : typeof v === 'string' ? /^(1|true|yes|on)$/i.test(v.trim()) : undefined;
+}
+
+/** `k1=v1,k2=v2` (OTEL_EXPORTER_OTLP_HEADERS / OTEL_RESOURCE_ATTRIBUTES). */
+function parseKeyValueList(s) {
+  const out = {};
+  for (const part of String(s).split(',')) {
+    const i = part.indexOf('=');
+    if (i <= 0) continue;
+    try {
+      out[decodeURIComponent(part.slice(0, i).trim())] = decodeURIComponent(part.slice(i + 1).trim());
+    } catch { /* malformed escape: skip the entry */ }
+  }
+  return out;
+}
+
+function readEnv(options) {
+  if (options.env != null) {
+    if (typeof options.env !== 'object') fail('env must be an object of OTEL_* settings');
+    return options.env;
+  }
+  try { return global.process?.env ?? {}; } catch { return {}; }
+}
+
+/** Resolves the traces endpoint: a full .../v1/traces URL, or a base URL. */
+function tracesUrl(endpoint, isBase) {
+  let url;
+  try {
+    url = new URL(endpoint, global.location?.href);
+  } catch {
+    fail(`otlpEndpoint is not a valid URL: ${JSON.stringify(endpoint)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`otlpEndpoint must be http(s): ${url.href}`);
+  if (isBase || !/\/v1\/traces\/?$/.test(url.pathname)) {
+    url.pathname = url.pathname.replace(/\/+$/, '') + '/v1/traces';
+  }
+  return url.href;
+}
+
+/** Validates options (explicit options win over OTEL_* env) into one config. */
+function normalize(options) {
+  if (options == null || typeof options !== 'object') fail('options must be an object');
+  const env = readEnv(options);
+  const resourceEnv = env.OTEL_RESOURCE_ATTRIBUTES ? parseKeyValueList(env.OTEL_RESOURCE_ATTRIBUTES) : {};
+  const serviceName = options.serviceName ?? env.OTEL_SERVICE_NAME ?? resourceEnv['service.name'];
+  if (typeof serviceName !== 'string' || !serviceName) fail('serviceName must be a non-empty string (or set OTEL_SERVICE_NAME)');
+  const serviceVersion = options.serviceVersion ?? resourceEnv['service.version'] ?? '';
+  if (typeof serviceVersion !== 'string') fail('serviceVersion must be a string');
+
+  let endpoint;
+  if (options.otlpEndpoint != null) {
+    if (typeof options.otlpEndpoint !== 'string' && !(options.otlpEndpoint instanceof URL)) fail('otlpEndpoint must be a string or URL');
+    endpoint = tracesUrl(String(options.otlpEndpoint), false);
+  } else if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
+    endpoint = tracesUrl(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, false);
+  } else if (env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+    endpoint = tracesUrl(env.OTEL_EXPORTER_OTLP_ENDPOINT, true);
+  } else {
+    fail('otlpEndpoint is required (or set OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT)');
+  }
+
+  const headers = options.otlpHeaders ?? (env.OTEL_EXPORTER_OTLP_TRACES_HEADERS || env.OTEL_EXPORTER_OTLP_HEADERS
+    ? parseKeyValueList(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS || env.OTEL_EXPORTER_OTLP_HEADERS) : {});
+  if (typeof headers !== 'object' || Array.isArray(headers)) fail('otlpHeaders must be an object of header names to values');
+  for (const [k, v] of Object.entries(headers)) {
+    if (typeof v !== 'string') fail(`otlpHeaders[${JSON.stringify(k)}] must be a string`);
+  }
+
+  const protocol = options.protocol ?? env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
+  if (protocol !== 'http/protobuf' && protocol !== 'http/json') fail(`protocol must be 'http/protobuf' or 'http/json', got ${JSON.stringify(protocol)}`);
+
+  let sampleRate = options.sampleRate ?? (env.OTEL_TRACES_SAMPLER_ARG != null ? Number(env.OTEL_TRACES_SAMPLER_ARG) : 1);
+  if (typeof sampleRate !== 'number' || !(sampleRate >= 0 && sampleRate <= 1)) fail('sampleRate must be a number from 0 to 1');
+
+  const consoleExport = options.consoleExport ?? parseBool(env.OTEL_CONSOLE_EXPORT) ?? false;
+  if (typeof consoleExport !== 'boolean') fail('consoleExport must be a boolean');
+
+  const propagateTo = options.propagateTo ?? [];
+  if (!Array.isArray(propagateTo) || !propagateTo.every((p) => typeof p === 'string' || p instanceof RegExp)) {
+    fail('propagateTo must be an array of URL prefixes (strings) and RegExps');
+  }
+  const correlationIdHeader = options.correlationIdHeader;
+  if (correlationIdHeader != null && (typeof correlationIdHeader !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(correlationIdHeader))) {
+    fail('correlationIdHeader must be a valid HTTP header name');
+  }
+  const redact = options.redactQueryParams ?? DEFAULT_REDACTED_QUERY;
+  if (!Array.isArray(redact) || !redact.every((p) => typeof p === 'string')) fail('redactQueryParams must be an array of strings');
+  const instrumentFetch = options.instrumentFetch ?? false;
+  if (typeof instrumentFetch !== 'boolean') fail('instrumentFetch must be a boolean');
+  const propagateBaggage = options.propagateBaggage ?? false;
+  if (typeof propagateBaggage !== 'boolean') fail('propagateBaggage must be a boolean');
+  const fetchImpl = options.fetch ?? global.fetch;
+  if (typeof fetchImpl !== 'function') fail('no fetch function in this runtime (pass options.fetch)');
+  const resourceAttributes = { ...resourceEnv, ...(options.resourceAttributes ?? {}) };
+  delete resourceAttributes['service.name'];
+  delete resourceAttributes['service.version'];
+
+  return {
+    serviceName, serviceVersion, endpoint, headers: { ...headers }, json: protocol === 'http/json', sampleRate,
+    consoleExport, propagateTo, correlationIdHeader, redact: new Set(redact.map((s) => s.toLowerCase())),
+    instrumentFetch, propagateBaggage, fetchImpl, resourceAttributes,
+    scheduleDelayMs: options.scheduleDelayMillis, maxQueueSize: options.maxQueueSize,
+    maxExportBatchSize: options.maxExportBatchSize, exportTimeoutMs: options.exportTimeoutMillis,
+  };
+}
+
+/**
+ * Starts tracing. Resolves to a {@link Tracing} handle. Rejects (TypeError)
+ * only for invalid options or when the wasm cannot be loaded.
+ */
+export async function setupTracing(options = {}) {
+  const config = normalize(options);
+  await loadWasm(options.wasm);
+  return new Tracing(config);
+}
+
+/** Sets `key` to `value` on span `h` (0 = the staged event attributes). */
+function setAttr(agent, h, key, value) {
+  if (typeof key !== 'string' || key === '') return;
+  switch (typeof value) {
+    case 'string': agent.attrStr(h, key, value); break;
+    case 'number':
+      if (Number.isSafeInteger(value)) agent.attrInt(h, key, value);
+      else agent.attrF64(h, key, value);
+      break;
+    case 'boolean': agent.attrBool(h, key, value); break;
+    case 'bigint':
+      if (value >= -(2n ** 63n) && value < 2n ** 63n) agent.attrBigInt(h, key, value);
+      else agent.attrStr(h, key, value.toString());
+      break;
+    case 'object':
+      if (Array.isArray(value)) agent.attrArray(h, key, value);
+      break;
+    default: // undefined, functions, symbols: ignored, as in OpenTelemetry
+  }
+}
+
+function errorParts(err) {
+  if (err instanceof Error || (err && typeof err === 'object' && 'message' in err)) {
+    return [String(err.name ?? err.constructor?.name ?? 'Error'), String(err.message ?? ''), String(err.stack ?? '')];
+  }
+  return ['', String(err), ''];
+}
+
+/** A span. Methods never throw; they do nothing once the span has ended. */
+export class Span {
+  constructor(tracing, handle) {
+    this._t = tracing;
+    this._h = handle;
+  }
+  /** Sets an attribute (string, number, boolean, bigint or a homogeneous array). */
+  setAttribute(key, value) {
+    this._t._safe(() => setAttr(this._t._agent, this._h, key, value));
+    return this;
+  }
+  /** Sets several attributes. */
+  setAttributes(attributes) {
+    this._t._safe(() => { for (const k in attributes) setAttr(this._t._agent, this._h, k, attributes[k]); });
+    return this;
+  }
+  /** Adds a timestamped event with optional attributes. */
+  addEvent(name, attributes) {
+    this._t._safe(() => this._t._event(this._h, name, attributes));
+    return this;
+  }
+  /** Sets the status: 'ok' | 'error' | 'unset' (or {code, message}). */
+  setStatus(code, message) {
+    this._t._safe(() => {
+      if (code && typeof code === 'object') ({ code, message } = code);
+      const c = typeof code === 'number' ? code : STATUS[String(code).toLowerCase()];
+      if (c !== undefined) this._t._agent.status(this._h, c, message == null ? '' : String(message));
+    });
+    return this;
+  }
+  /** Records an exception event (type, message, stack) and sets ERROR status. */
+  recordException(error) {
+    this._t._safe(() => this._t._fail(this._h, error));
+    return this;
+  }
+  /** Renames the span. */
+  updateName(name) {
+    this._t._safe(() => this._t._agent.rename(this._h, String(name)));
+    return this;
+  }
+  /** Ends the span; later calls do nothing. */
+  end() {
+    this._t._safe(() => this._t._end(this._h));
+  }
+  /** Whether the span is live and sampled. */
+  isRecording() {
+    return this._t._safe(() => this._t._agent.isRecording(this._h)) ?? false;
+  }
+  /** This span's 32-hex trace id ('' once ended). */
+  get traceId() { return this._t._safe(() => this._t._agent.traceId(this._h)) ?? ''; }
+  /** This span's 16-hex span id ('' once ended). */
+  get spanId() { return this._t._safe(() => this._t._agent.spanId(this._h)) ?? ''; }
+  /** The W3C traceparent of this span ('' once ended). */
+  get traceparent() { return this._t._safe(() => this._t._agent.traceparent(this._h)) ?? ''; }
+  /** A traced fetch whose parent is this span (for concurrent code). */
+  fetch(input, init) {
+    return this._t._fetch(input, init, this._h);
+  }
+}
+
+/** The handle `setupTracing` resolves to. */
+export class Tracing {
+  constructor(config) {
+    this._config = config;
+    this._current = 0; // handle of the current span (0 = none)
+    this._correlation = new Map(); // span handle -> correlation id
+    this._inflight = new Set();
+    this._flushWaiters = [];
+    this._internalErrors = 0;
+    this._broken = false;
+    this._timer = null;
+    this._realFetch = config.fetchImpl;
+    this._patched = null;
+    this._listeners = [];
+    this._exportHeaders = { ...config.headers, 'content-type': config.json ? 'application/json' : 'application/x-protobuf' };
+    this._agent = new Agent(
+      {
+        serviceName: config.serviceName,
+        serviceVersion: config.serviceVersion,
+        sampleRate: config.sampleRate,
+        json: config.json,
+        scheduleDelayMs: config.scheduleDelayMs,
+        maxQueueSize: config.maxQueueSize,
+        maxExportBatchSize: config.maxExportBatchSize,
+        sdkLanguage: 'webjs',
+      },
+      (id, body, transport) => this._send(id, body, transport),
+      (ms) => this._schedule(ms),
+      config.consoleExport ? (json) => console.debug('[tracelink] span', json) : null,
+    );
+    for (const [k, v] of Object.entries(config.resourceAttributes)) {
+      if (typeof v === 'string') this._agent.resourceAttr(k, v);
+    }
+    this._listen();
+    if (config.instrumentFetch) this.instrumentFetch();
+  }
+
+  // ---- internal plumbing -------------------------------------------------
+
+  /** Runs `f`, turning any failure into a counted internal error. */
+  _safe(f) {
+    if (this._broken) return undefined;
+    try {
+      return f();
+    } catch (e) {
+      this._internalErrors++;
+      // A wasm trap (RuntimeError) leaves the instance unusable: stop tracing,
+      // keep the app running (fetch passes straight through).
+      if (e instanceof WebAssembly.RuntimeError) this._broken = true;
+      return undefined;
+    }
+  }
+
+  _start(name, options, parent) {
+    const kind = KIND[String(options?.kind ?? 'internal').toLowerCase()] ?? 0;
+    const p = options?.parent;
+    let h;
+    if (p && typeof p === 'object' && typeof p.traceparent === 'string') {
+      h = this._agent.startRemote(String(name), kind, p.traceparent, p.tracestate ?? '');
+    } else {
+      h = this._agent.start(String(name), kind, p instanceof Span ? p._h : p === null ? 0 : parent);
+    }
+    const attrs = options?.attributes;
+    if (attrs && typeof attrs === 'object') for (const k in attrs) setAttr(this._agent, h, k, attrs[k]);
+    this._correlate(h, options?.correlationId ?? this._correlation.get(parent));
+    return h;
+  }
+
+  /** Gives span `h` a correlation id (inherited by its children and fetches). */
+  _correlate(h, id) {
+    if (!h || id == null) return;
+    this._correlation.set(h, String(id));
+    this._agent.attrStr(h, 'correlation_id', String(id));
+  }
+
+  _event(h, name, attributes) {
+    if (attributes && typeof attributes === 'object') {
+      for (const k in attributes) setAttr(this._agent, 0, k, attributes[k]);
+    }
+    this._agent.event(h, String(name));
+  }
+
+  _fail(h, error) {
+    const [type, message, stack] = errorParts(error);
+    this._agent.exception(h, type, message, stack);
+    this._agent.status(h, STATUS.error, message);
+  }
+
+  _end(h) {
+    if (this._current === h) this._current = 0;
+    this._correlation.delete(h);
+    this._agent.end(h);
+  }
+
+  _schedule(ms) {
+    if (this._timer !== null) clearTimeout(this._timer);
+    this._timer = ms < 0 ? null : setTimeout(() => {
+      this._timer = null;
+      this._safe(() => this._agent.onTimer());
+      this._settleFlush();
+    }, ms);
+    // Never keep a Node/Bun/Deno process alive just for the export timer.
+    this._timer?.unref?.();
+  }
+
+  /** Sends one OTLP request the agent asked for, and reports its outcome. */
+  _send(id, body, transport) {
+    if (transport === SEND_BEACON) {
+      // sendBeacon cannot carry headers: JSON/protobuf types go as a Blob type.
+      const nav = global.navigator;
+      let ok = false;
+      try {
+        ok = typeof nav?.sendBeacon === 'function'
+          && nav.sendBeacon(this._config.endpoint, new Blob([body], { type: this._exportHeaders['content-type'] }));
+      } catch { ok = false; }
+      return ok;
+    }
+    const controller = typeof AbortController === 'function' ? new AbortController() : null;
+    const timeout = setTimeout(() => controller?.abort(), this._config.exportTimeoutMs ?? 30000);
+    timeout?.unref?.();
+    const init = { method: 'POST', headers: this._exportHeaders, body, signal: controller?.signal };
+    if (transport === SEND_KEEPALIVE) init.keepalive = true;
+    const p = Promise.resolve()
+      .then(() => this._realFetch.call(global, this._config.endpoint, init))
+      .then(async (res) => {
+        let bytes = null;
+        if (res.status >= 200 && res.status < 300) {
+          try { bytes = new Uint8Array(await res.arrayBuffer()); } catch { bytes = null; }
+        } else {
+          try { await res.body?.cancel(); } catch { /* connection already gone */ }
+        }
+        return [res.status, res.headers.get('retry-after'), bytes];
+      })
+      .catch((e) => [e?.name === 'AbortError' ? 1 : 0, null, null])
+      .then(([status, retryAfter, bytes]) => {
+        clearTimeout(timeout);
+        this._inflight.delete(p);
+        this._safe(() => this._agent.onOutcome(id, status, retryAfter ?? undefined, bytes ?? undefined));
+        this._settleFlush();
+      });
+    this._inflight.add(p);
+    return true;
+  }
+
+  _settleFlush() {
+    if (!this._flushWaiters.length) return;
+    const idle = this._broken || this._safe(() => this._agent.idle());
+    if (idle) for (const resolve of this._flushWaiters.splice(0)) resolve();
+  }
+
+  _listen() {
+    const target = global.addEventListener ? global : null;
+    if (!target) return;
+    const hidden = () => this._safe(() => this._agent.pageHidden());
+    const visibility = () => {
+      const state = global.document?.visibilityState;
+      if (state === 'hidden') hidden();
+      else if (state === 'visible') this._safe(() => this._agent.pageVisible());
+    };
+    const add = (t, type, f) => {
+      try { t.addEventListener(type, f, { capture: true }); this._listeners.push([t, type, f]); } catch { /* not an EventTarget */ }
+    };
+    if (global.document?.addEventListener) add(global.document, 'visibilitychange', visibility);
+    add(target, 'pagehide', hidden);
+  }
+
+  // ---- traced fetch -------------------------------------------------------
+
+  /** Whether trace headers may go to `url` (same origin, or allow-listed). */
+  _mayPropagate(url) {
+    const origin = global.location?.origin;
+    if (origin && origin !== 'null' && url.origin === origin) return true;
+    const href = url.href;
+    for (const p of this._config.propagateTo) {
+      if (typeof p === 'string') {
+        if (href === p || href.startsWith(p.endsWith('/') ? p : p + '/') || url.origin === p) return true;
+      } else {
+        p.lastIndex = 0;
+        if (p.test(href)) return true;
+      }
+    }
+    return false;
+  }
+
+  /** `url.full` for a span: no userinfo, sensitive query values redacted. */
+  _spanUrl(url) {
+    const u = new URL(url.href);
+    u.username = '';
+    u.password = '';
+    if (u.search && this._config.redact.size) {
+      const params = u.searchParams;
+      let changed = false;
+      for (const key of new Set(params.keys())) {
+        if (this._config.redact.has(key.toLowerCase())) {
+          const n = params.getAll(key).length;
+          params.delete(key);
+          for (let i = 0; i < n; i++) params.append(key, 'REDACTED');
+          changed = true;
+        }
+      }
+      if (changed) u.search = params.toString();
+    }
+    return u.href;
+  }
+
+  _fetch(input, init, parent) {
+    const realFetch = this._realFetch;
+    if (this._broken) return realFetch.call(global, input, init);
+    let h = 0;
+    let args;
+    try {
+      const isRequest = typeof Request === 'function' && input instanceof Request;
+      const url = new URL(isRequest ? input.url : input instanceof URL ? input.href : String(input), global.location?.href);
+      if (url.href === this._config.endpoint) return realFetch.call(global, input, init); // never trace the exporter
+      const method = String((init && init.method) || (isRequest ? input.method : 'GET')).toUpperCase();
+      h = this._agent.fetchStart(method, this._spanUrl(url), url.hostname, url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80, parent);
+      this._correlate(h, this._correlation.get(parent));
+      if (this._mayPropagate(url)) args = this._withTraceHeaders(input, init, isRequest, h);
+    } catch {
+      this._internalErrors++;
+    }
+    let promise;
+    try {
+      promise = args ? realFetch.call(global, args[0], args[1]) : realFetch.call(global, input, init);
+    } catch (e) {
+      // A fetch that throws synchronously (non-standard): keep its behaviour.
+      this._safe(() => { this._fail(h, e); this._end(h); });
+      throw e;
+    }
+    if (!h) return promise;
+    return promise.then(
+      (res) => {
+        this._correlation.delete(h);
+        this._safe(() => {
+          this._agent.fetchEnd(h, res.status, res.headers.get('traceresponse') ?? '', res.headers.get('server-timing') ?? '');
+        });
+        return res;
+      },
+      (err) => {
+        this._correlation.delete(h);
+        this._safe(() => {
+          const [type, message] = errorParts(err);
+          this._agent.fetchFail(h, type || 'Error', message);
+        });
+        throw err;
+      },
+    );
+  }
+
+  /**
+   * The fetch arguments with trace headers added, without touching the
+   * caller's objects: a caller `traceparent` is kept, never duplicated.
+   */
+  _withTraceHeaders(input, init, isRequest, h) {
+    const traceparent = this._agent.traceparent(h);
+    if (!traceparent) return undefined;
+    const source = init && init.headers !== undefined ? init.headers : isRequest ? input.headers : undefined;
+    const headers = new Headers(source);
+    const add = (name, value) => { if (value && !headers.has(name)) headers.set(name, value); };
+    add('traceparent', traceparent);
+    add('tracestate', this._agent.tracestate(h));
+    if (this._config.propagateBaggage) add('baggage', this._agent.baggage());
+    if (this._config.correlationIdHeader) add(this._config.correlationIdHeader, this._correlation.get(h));
+    if (headers.get('traceparent') !== traceparent) this._agent.attrBool(h, 'tracelink.caller_traceparent', true);
+    // fetch(input, init) is new Request(input, init): passing a Request with
+    // an init that only replaces its headers keeps everything else.
+    if (!init) return [input, { headers }];
+    // Copy the init dictionary field by field through [[Get]], so getters and
+    // inherited fields (even a Request used as init) keep their meaning.
+    const copy = { ...init };
+    for (const k of INIT_KEYS) if (!(k in copy) && k in init) copy[k] = init[k];
+    copy.headers = headers;
+    return [input, copy];
+  }
+
+  // ---- public API ---------------------------------------------------------
+
+  /**
+   * Runs `fn(span)` inside a new span that is current while it runs (until
+   * its promise settles). A throw or rejection is recorded (exception event,
+   * ERROR status) and rethrown unchanged. `options` may be omitted.
+   */
+  traceOperation(name, options, fn) {
+    if (typeof options === 'function') [options, fn] = [undefined, options];
+    if (typeof fn !== 'function') throw new TypeError('tracelink: traceOperation(name, [options], fn): fn must be a function');
+    const previous = this._current;
+    const h = this._safe(() => this._start(name, options, previous)) ?? 0;
+    const span = new Span(this, h);
+    if (h) this._current = h;
+    const finish = () => {
+      this._safe(() => this._end(h));
+      if (this._current === 0 || this._current === h) this._current = previous;
+    };
+    let result;
+    try {
+      result = fn(span);
+    } catch (e) {
+      this._safe(() => this._fail(h, e));
+      finish();
+      throw e;
+    }
+    if (result && typeof result.then === 'function') {
+      return result.then(
+        (v) => { finish(); return v; },
+        (e) => { this._safe(() => this._fail(h, e)); finish(); throw e; },
+      );
+    }
+    finish();
+    return result;
+  }
+
+  /** Starts a span (child of the current one unless `options.parent` says otherwise). */
+  startSpan(name, options) {
+    return new Span(this, this._safe(() => this._start(name, options, this._current)) ?? 0);
+  }
+
+  /** The current span (a no-op span when there is none). */
+  currentSpan() {
+    return new Span(this, this._current);
+  }
+
+  /** Adds attributes to the current span. */
+  addTraceAttributes(attributes) {
+    this.currentSpan().setAttributes(attributes);
+  }
+
+  /** Adds an event to the current span. */
+  addTraceEvent(name, attributes) {
+    this.currentSpan().addEvent(name, attributes);
+  }
+
+  /** The current trace id (32 hex), or '' outside any span. */
+  currentTraceId() {
+    return this.currentSpan().traceId;
+  }
+
+  /**
+   * Writes `traceparent` / `tracestate` of the current span into `carrier`
+   * (a Headers object or a plain object) and returns it.
+   */
+  injectContext(carrier = {}) {
+    this._safe(() => {
+      const tp = this._agent.traceparent(this._current);
+      if (!tp) return;
+      const ts = this._agent.tracestate(this._current);
+      if (typeof Headers === 'function' && carrier instanceof Headers) {
+        carrier.set('traceparent', tp);
+        if (ts) carrier.set('tracestate', ts);
+      } else {
+        carrier.traceparent = tp;
+        if (ts) carrier.tracestate = ts;
+      }
+    });
+    return carrier;
+  }
+
+  /**
+   * Reads a W3C context from headers (Headers, plain object, or Map). Returns
+   * `{ traceId, spanId, traceFlags, traceparent, tracestate }` to pass as
+   * `options.parent`, or `null` when there is no valid `traceparent`.
+   */
+  extractContext(headers) {
+    return this._safe(() => {
+      const get = (name) => {
+        if (!headers) return undefined;
+        if (typeof headers.get === 'function') return headers.get(name) ?? undefined;
+        for (const k in headers) if (k.toLowerCase() === name) return headers[k];
+        return undefined;
+      };
+      const tp = get('traceparent');
+      if (typeof tp !== 'string') return null;
+      const ts = get('tracestate');
+      const normalized = this._agent.normalizeTraceparent(tp, typeof ts === 'string' ? ts : '');
+      if (!normalized) return null;
+      const [traceparent, tracestate] = normalized.split('\n');
+      return { traceId: traceparent.slice(3, 35), spanId: traceparent.slice(36, 52), traceFlags: parseInt(traceparent.slice(53, 55), 16), traceparent, tracestate };
+    }) ?? null;
+  }
+
+  /** A traced `fetch` (same arguments and result as the real one). */
+  fetch(input, init) {
+    return this._fetch(input, init, this._current);
+  }
+
+  /** Replaces `globalThis.fetch` with the traced one (undo: `restoreFetch`). */
+  instrumentFetch() {
+    if (this._patched) return;
+    const original = global.fetch;
+    const traced = (input, init) => this._fetch(input, init, this._current);
+    this._patched = { original, traced };
+    global.fetch = traced;
+  }
+
+  /** Puts back the `fetch` that `instrumentFetch` replaced. */
+  restoreFetch() {
+    if (!this._patched) return;
+    if (global.fetch === this._patched.traced) global.fetch = this._patched.original;
+    this._patched = null;
+  }
+
+  /**
+   * Exports everything ended so far. Resolves (never rejects) once the queue
+   * is empty and nothing is in flight, or after `timeoutMs` (default 30 s).
+   * In Workers: `ctx.waitUntil(tracing.flush())`.
+   */
+  flush(timeoutMs = 30000) {
+    return new Promise((resolve) => {
+      if (this._broken) return resolve();
+      this._flushWaiters.push(resolve);
+      const t = setTimeout(() => {
+        const i = this._flushWaiters.indexOf(resolve);
+        if (i >= 0) this._flushWaiters.splice(i, 1);
+        resolve();
+      }, timeoutMs);
+      t?.unref?.();
+      this._safe(() => this._agent.flush());
+      this._settleFlush();
+    });
+  }
+
+  /** Flushes, then stops: restores fetch, removes listeners; later spans are dropped (counted). */
+  async shutdown(timeoutMs) {
+    this.restoreFetch();
+    for (const [t, type, f] of this._listeners.splice(0)) t.removeEventListener(type, f, { capture: true });
+    await this.flush(timeoutMs);
+    this._safe(() => this._agent.shutdown());
+    if (this._timer !== null) clearTimeout(this._timer);
+  }
+
+  /**
+   * Counters: spans started/ended/queued/exported, drops by reason, requests
+   * retried and failed, internal errors. Nothing is dropped without a count.
+   */
+  stats() {
+    const s = this._safe(() => this._agent.stats()) ?? {};
+    s.internalErrors = this._internalErrors;
+    s.broken = this._broken;
+    return s;
+  }
+}
+
+const INIT_KEYS = ['method', 'body', 'referrer', 'referrerPolicy', 'mode', 'credentials', 'cache', 'redirect',
+  'integrity', 'keepalive', 'signal', 'duplex', 'priority', 'window'];

@@ -1,0 +1,309 @@
+// The npm package (pkg/) in Node 20: the JS API, traced fetch and the
+// exporter, against a real rotel collector and real local HTTP servers.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { startCollector, stopAll } from '../support/peers.mjs';
+
+const root = new URL('../../', import.meta.url);
+const wasm = readFileSync(new URL('pkg/tracelink_wasm_bg.wasm', root));
+const { setupTracing } = await import(new URL('pkg/tracelink.js', root));
+
+let collector;
+let backend; // records the headers of every request it gets
+const received = [];
+
+function listen(handler) {
+  return new Promise((resolve) => {
+    const server = http.createServer(handler);
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+const urlOf = (server) => `http://127.0.0.1:${server.address().port}`;
+
+before(async () => {
+  collector = await startCollector();
+  backend = await listen((req, res) => {
+    received.push({ url: req.url, headers: req.headers });
+    if (req.url.startsWith('/status/')) {
+      res.writeHead(Number(req.url.slice(8)), { 'content-type': 'text/plain' });
+      return res.end('status');
+    }
+    if (req.url === '/traceresponse') {
+      res.writeHead(200, { traceresponse: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+      return res.end('ok');
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'x-echo': req.headers['x-app'] ?? '' });
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => res.end(JSON.stringify({ method: req.method, body })));
+  });
+});
+
+after(async () => {
+  backend?.close();
+  stopAll();
+});
+
+async function tracing(extra = {}) {
+  return setupTracing({
+    serviceName: 'node-tests',
+    serviceVersion: '9.9.9',
+    otlpEndpoint: `${collector.httpUrl}/v1/traces`,
+    propagateTo: [urlOf(backend)],
+    wasm,
+    env: {},
+    ...extra,
+  });
+}
+
+/** Spans read back from the collector matching `pred`, once at least `n` arrived. */
+async function spansWhere(pred, n = 1, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const spans = collector.readSpans().filter(pred);
+    if (spans.length >= n) return spans;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} span(s); have ${spans.length}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function lastReceived(path) {
+  return [...received].reverse().find((r) => r.url === path);
+}
+
+test('setupTracing rejects bad options with clear TypeErrors', async () => {
+  const cases = [
+    [{ serviceName: 'x', env: {}, wasm }, /otlpEndpoint is required/],
+    [{ serviceName: 'x', otlpEndpoint: 'not a url', env: {}, wasm }, /not a valid URL/],
+    [{ serviceName: 'x', otlpEndpoint: 'ftp://h/v1/traces', env: {}, wasm }, /must be http/],
+    [{ serviceName: '', otlpEndpoint: 'http://127.0.0.1:1', env: {}, wasm }, /serviceName/],
+    [{ serviceName: 'x', otlpEndpoint: 'http://127.0.0.1:1', protocol: 'grpc', env: {}, wasm }, /protocol/],
+    [{ serviceName: 'x', otlpEndpoint: 'http://127.0.0.1:1', sampleRate: 2, env: {}, wasm }, /sampleRate/],
+    [{ serviceName: 'x', otlpEndpoint: 'http://127.0.0.1:1', propagateTo: 'x', env: {}, wasm }, /propagateTo/],
+    [{ serviceName: 'x', otlpEndpoint: 'http://127.0.0.1:1', otlpHeaders: { a: 1 }, env: {}, wasm }, /otlpHeaders/],
+    [{ serviceName: 'x', otlpEndpoint: 'http://127.0.0.1:1', correlationIdHeader: 'bad header', env: {}, wasm }, /correlationIdHeader/],
+    [null, /options must be an object/],
+  ];
+  for (const [options, message] of cases) {
+    await assert.rejects(setupTracing(options), (e) => e instanceof TypeError && message.test(e.message), String(message));
+  }
+  const t = await tracing();
+  assert.throws(() => t.traceOperation('x', {}, 'not a function'), TypeError);
+  await t.shutdown();
+});
+
+test('OTEL_* settings come from an env object; explicit options win', async () => {
+  const env = {
+    OTEL_SERVICE_NAME: 'from-env',
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.httpUrl,
+    OTEL_EXPORTER_OTLP_HEADERS: 'x-api-key=secret%20value',
+    OTEL_TRACES_SAMPLER_ARG: '1',
+    OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=test',
+  };
+  const t = await setupTracing({ env, wasm });
+  const span = t.startSpan('env-span');
+  const traceId = span.traceId;
+  span.end();
+  await t.flush();
+  const [got] = await spansWhere((s) => s.traceId === traceId, 1);
+  assert.equal(got.resource['service.name'], 'from-env');
+  assert.equal(got.resource['deployment.environment'], 'test');
+  await t.shutdown();
+
+  const t2 = await setupTracing({ env, wasm, serviceName: 'explicit' });
+  const s2 = t2.startSpan('explicit-span');
+  const id2 = s2.traceId;
+  s2.end();
+  await t2.flush();
+  const [got2] = await spansWhere((s) => s.traceId === id2, 1);
+  assert.equal(got2.resource['service.name'], 'explicit');
+  await t2.shutdown();
+});
+
+for (const protocol of ['http/protobuf', 'http/json']) {
+  test(`traceOperation nests spans and fetches, and exports them (${protocol})`, async () => {
+    const t = await tracing({ protocol, correlationIdHeader: 'X-Correlation-ID' });
+    let innerTraceId;
+    const result = await t.traceOperation('fir.create', { attributes: { fir_id: 'F1', n: 3, ok: true, ratio: 0.5, tags: ['a', 'b'] }, correlationId: 'corr-1' }, async (span) => {
+      assert.equal(t.currentTraceId(), span.traceId);
+      t.addTraceAttributes({ step: 'validate' });
+      t.addTraceEvent('validation_started', { fields: 3 });
+      await new Promise((r) => setTimeout(r, 5));
+      const res = await t.fetch(`${urlOf(backend)}/api/${protocol.slice(5)}`, { method: 'POST', body: 'hi', headers: { 'x-app': '1' } });
+      assert.equal(res.status, 200);
+      assert.equal((await res.json()).body, 'hi');
+      innerTraceId = t.currentTraceId();
+      return 42;
+    });
+    assert.equal(result, 42);
+    assert.equal(t.currentTraceId(), '', 'no current span after the operation');
+    const got = lastReceived(`/api/${protocol.slice(5)}`);
+    assert.match(got.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    assert.equal(got.headers.traceparent.slice(3, 35), innerTraceId);
+    assert.equal(got.headers['x-correlation-id'], 'corr-1');
+    assert.equal(got.headers['x-app'], '1', 'caller headers kept');
+    await t.flush();
+    const spans = await spansWhere((s) => s.traceId === innerTraceId, 2);
+    const op = spans.find((s) => s.name === 'fir.create');
+    const client = spans.find((s) => s.name === 'POST');
+    assert.ok(op && client, 'operation and fetch spans exported');
+    assert.equal(op.parentSpanId, '');
+    assert.equal(client.parentSpanId, op.spanId, 'fetch span is a child of the operation');
+    assert.equal(client.kind, 3);
+    assert.equal(got.headers.traceparent.slice(36, 52), client.spanId, 'the header names the fetch span');
+    assert.deepEqual(
+      { fir_id: op.attributes.fir_id, n: op.attributes.n, ok: op.attributes.ok, ratio: op.attributes.ratio, tags: op.attributes.tags, step: op.attributes.step, corr: op.attributes.correlation_id },
+      { fir_id: 'F1', n: 3, ok: true, ratio: 0.5, tags: ['a', 'b'], step: 'validate', corr: 'corr-1' },
+    );
+    assert.equal(op.events[0].name, 'validation_started');
+    assert.equal(client.attributes['http.request.method'], 'POST');
+    assert.equal(client.attributes['http.response.status_code'], 200);
+    assert.equal(client.attributes['server.address'], '127.0.0.1');
+    assert.equal(client.attributes.correlation_id, 'corr-1');
+    assert.ok(op.startTimeUnixNano <= client.startTimeUnixNano && client.endTimeUnixNano <= op.endTimeUnixNano);
+    assert.equal(op.resource['service.version'], '9.9.9');
+    assert.equal(op.resource['telemetry.sdk.name'], 'tracelink');
+    const stats = t.stats();
+    assert.ok(stats.exported >= 2, JSON.stringify(stats));
+    assert.equal(stats.dropped, 0);
+    await t.shutdown();
+  });
+}
+
+test('errors are recorded and rethrown unchanged (sync and async)', async () => {
+  const t = await tracing();
+  const boom = new RangeError('sync boom');
+  let syncId;
+  assert.throws(() => t.traceOperation('sync.fail', (s) => { syncId = s.traceId; throw boom; }), (e) => e === boom);
+  const rejection = new Error('async boom');
+  let asyncId;
+  await assert.rejects(t.traceOperation('async.fail', async (s) => { asyncId = s.traceId; throw rejection; }), (e) => e === rejection);
+  assert.equal(t.traceOperation('sync.ok', () => 'v'), 'v');
+  await t.flush();
+  const [s1] = await spansWhere((s) => s.traceId === syncId, 1);
+  const [s2] = await spansWhere((s) => s.traceId === asyncId, 1);
+  for (const [s, type, message] of [[s1, 'RangeError', 'sync boom'], [s2, 'Error', 'async boom']]) {
+    assert.equal(s.status.code, 2);
+    assert.equal(s.status.message, message);
+    assert.equal(s.events[0].name, 'exception');
+    assert.equal(s.events[0].attributes['exception.type'], type);
+    assert.match(s.events[0].attributes['exception.stacktrace'], /boom/);
+  }
+  await t.shutdown();
+});
+
+test('headers go only where allowed; a caller traceparent is not duplicated', async () => {
+  const other = await listen((req, res) => { received.push({ url: '/other' + req.url, headers: req.headers }); res.end('x'); });
+  const t = await tracing();
+  await t.traceOperation('op', async () => {
+    await (await t.fetch(`${urlOf(other)}/x`)).text();
+    await (await t.fetch(`${urlOf(backend)}/own`, { headers: { traceparent: '00-11111111111111111111111111111111-2222222222222222-01' } })).text();
+    await (await t.fetch(new Request(`${urlOf(backend)}/req`, { headers: { 'x-app': 'r' } }))).text();
+  });
+  assert.equal(lastReceived('/other/x').headers.traceparent, undefined, 'no header to a non-allowlisted origin');
+  const own = lastReceived('/own').headers.traceparent;
+  assert.equal(own, '00-11111111111111111111111111111111-2222222222222222-01');
+  const req = lastReceived('/req').headers;
+  assert.match(req.traceparent, /^00-/);
+  assert.equal(req['x-app'], 'r', 'Request headers kept');
+  other.close();
+  await t.shutdown();
+});
+
+test('traced fetch behaves like fetch on errors, aborts and HTTP errors', async () => {
+  const t = await tracing();
+  const closed = await listen(() => {});
+  const deadUrl = urlOf(closed);
+  closed.close();
+  const plainErr = await fetch(deadUrl).catch((e) => e);
+  const tracedErr = await t.fetch(deadUrl).catch((e) => e);
+  assert.equal(tracedErr.constructor, plainErr.constructor);
+  assert.equal(tracedErr.message, plainErr.message);
+
+  const controller = new AbortController();
+  controller.abort(new Error('stop'));
+  const plainAbort = await fetch(`${urlOf(backend)}/a`, { signal: controller.signal }).catch((e) => e);
+  const tracedAbort = await t.fetch(`${urlOf(backend)}/a`, { signal: controller.signal }).catch((e) => e);
+  assert.equal(plainAbort, controller.signal.reason);
+  assert.equal(tracedAbort, controller.signal.reason, 'the abort reason itself, unchanged');
+
+  const res = await t.fetch(`${urlOf(backend)}/status/503`);
+  assert.equal(res.status, 503);
+  assert.equal(await res.text(), 'status');
+  let id;
+  await t.traceOperation('errors', async (s) => {
+    id = s.traceId;
+    await t.fetch(`${urlOf(backend)}/status/404`);
+    await t.fetch(deadUrl).catch(() => {});
+  });
+  await t.flush();
+  const spans = await spansWhere((s) => s.traceId === id, 3);
+  const http404 = spans.find((s) => s.attributes['http.response.status_code'] === 404);
+  assert.equal(http404.attributes['error.type'], '404');
+  assert.equal(http404.status.code, 2);
+  const net = spans.find((s) => s.kind === 3 && s.attributes['http.response.status_code'] === undefined);
+  assert.equal(net.attributes['error.type'], 'TypeError');
+  await t.shutdown();
+});
+
+test('url.full drops userinfo and redacts sensitive query values; response trace header is read', async () => {
+  const t = await tracing({ redactQueryParams: ['token'] });
+  let id;
+  await t.traceOperation('urls', async (s) => {
+    id = s.traceId;
+    const u = new URL(`${urlOf(backend)}/traceresponse?token=abc&keep=1`);
+    await t.fetch(u);
+  });
+  await t.flush();
+  const [client] = await spansWhere((s) => s.traceId === id && s.kind === 3, 1);
+  assert.equal(client.attributes['url.full'], `${urlOf(backend)}/traceresponse?token=REDACTED&keep=1`);
+  assert.equal(client.attributes['tracelink.response.span_id'], 'b7ad6b7169203331');
+  assert.equal(client.links.length, 1, 'linked to the server trace that did not join ours');
+  await t.shutdown();
+});
+
+test('injectContext / extractContext round-trip and remote parents', async () => {
+  const t = await tracing();
+  const carrier = t.traceOperation('inject', () => t.injectContext({}));
+  assert.match(carrier.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  const ctx = t.extractContext({ TraceParent: carrier.traceparent, tracestate: 'vendor=x' });
+  assert.equal(ctx.traceId, carrier.traceparent.slice(3, 35));
+  assert.equal(ctx.tracestate, 'vendor=x');
+  assert.equal(t.extractContext({ traceparent: '00-0000000000000000000000000000000-01' }), null);
+  assert.equal(t.extractContext(new Headers({ traceparent: 'ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' })), null);
+  const child = t.startSpan('server-side', { parent: ctx, kind: 'server' });
+  assert.equal(child.traceId, ctx.traceId);
+  child.end();
+  await t.flush();
+  const [got] = await spansWhere((s) => s.name === 'server-side' && s.traceId === ctx.traceId, 1);
+  assert.equal(got.parentSpanId, ctx.spanId);
+  assert.equal(got.kind, 2);
+  assert.equal(got.traceState, 'vendor=x');
+  await t.shutdown();
+});
+
+test('instrumentFetch patches globalThis.fetch and restoreFetch undoes it', async () => {
+  const original = globalThis.fetch;
+  const t = await tracing({ instrumentFetch: true });
+  assert.notEqual(globalThis.fetch, original);
+  await t.traceOperation('patched', async () => { await (await fetch(`${urlOf(backend)}/patched`)).text(); });
+  assert.match(lastReceived('/patched').headers.traceparent, /^00-/);
+  t.restoreFetch();
+  assert.equal(globalThis.fetch, original);
+  await t.shutdown();
+});
+
+test('a span never ended twice; API misuse never throws', async () => {
+  const t = await tracing();
+  const s = t.startSpan('once');
+  s.end();
+  s.end();
+  s.setAttribute('late', 1).addEvent('late').setStatus('error', 'x').recordException(new Error('x'));
+  s.setAttribute(undefined, 1).setAttribute('obj', { a: 1 }).setAttribute('fn', () => 1);
+  t.addTraceAttributes({ nothing: 'current' });
+  assert.equal(s.traceId, '');
+  assert.equal(t.stats().internalErrors, 0);
+  await t.shutdown();
+});
