@@ -427,17 +427,13 @@ export class Tracing {
     u.username = '';
     u.password = '';
     if (u.search && this._config.redact.size) {
-      const params = u.searchParams;
       let changed = false;
-      for (const key of new Set(params.keys())) {
-        if (this._config.redact.has(key.toLowerCase())) {
-          const n = params.getAll(key).length;
-          params.delete(key);
-          for (let i = 0; i < n; i++) params.append(key, 'REDACTED');
-          changed = true;
-        }
-      }
-      if (changed) u.search = params.toString();
+      const entries = [...u.searchParams].map(([k, v]) => {
+        if (!this._config.redact.has(k.toLowerCase())) return [k, v];
+        changed = true;
+        return [k, 'REDACTED'];
+      });
+      if (changed) u.search = new URLSearchParams(entries).toString();
     }
     return u.href;
   }

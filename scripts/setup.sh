@@ -11,6 +11,7 @@
 #   * Chromium + chromedriver + brotli (Debian packages)
 #   * Python peers in .tools/venv: rotel (collector), FastAPI + OpenTelemetry SDK
 #   * npm dev dependencies (playwright-core) from package.json
+#   * the demo's trace viewer (demo/viewer, Jaeger UI offline), built once
 # Knobs: SETUP_QUIET=1 prints only what it installs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,8 +30,9 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; t
   echo "setup: need root for: $*" >&2; return 1; fi; }
 mkdir -p "$TOOLS"
 
-# 1. Debian packages: browser for tests, brotli for size figures, libpython for rotel.
-pkgs=(chromium chromium-driver brotli curl)
+# 1. Debian packages: browser for tests, brotli for size figures, protoc for the
+#    trace viewer's build (demo/viewer).
+pkgs=(chromium chromium-driver brotli curl protobuf-compiler)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -73,5 +75,13 @@ fi
 if [ -f "$ROOT/package.json" ] && ! (cd "$ROOT" && node -e 'require.resolve("playwright-core")' 2>/dev/null); then
   log "npm install (dev dependencies)"
   (cd "$ROOT" && npm install -q --no-audit --no-fund >/dev/null)
+fi
+# 7. The demo's trace viewer (demo/viewer: its own Cargo package and lockfile), built
+#    once; rebuilt only when its manifest, lockfile or sources are newer than the binary.
+VIEWER="$ROOT/demo/viewer"
+VIEWER_BIN="$VIEWER/target/release/tracelink-viewer"
+if [ -f "$VIEWER/Cargo.toml" ] && { [ ! -x "$VIEWER_BIN" ] || [ -n "$(find "$VIEWER/Cargo.toml" "$VIEWER/Cargo.lock" "$VIEWER/src" -newer "$VIEWER_BIN" -print -quit)" ]; }; then
+  log "cargo build --release demo/viewer (about 1 minute, once)"
+  cargo build -q --release --locked --manifest-path "$VIEWER/Cargo.toml"
 fi
 [ "${SETUP_QUIET:-0}" = 1 ] || log "ready: $(rustc -V) | $(wasm-bindgen --version) | wasm-opt $("$TOOLS/node_modules/.bin/wasm-opt" --version | cut -d' ' -f3)"

@@ -1,1 +1,798 @@
-//! (being written)
+//! The export policy: when finished spans are sent, in which requests, what is
+//! retried and what is dropped.
+//!
+//! [`ExportPolicy`] is a deterministic state machine in the style of
+//! `quinn-proto`: it does no IO and never reads a clock. The platform driver
+//! feeds it events with the current time (`now`, milliseconds of a monotonic
+//! clock) and it answers with what to do: a [`Transmit`] to send, or the time
+//! at which it wants to be woken ([`ExportPolicy::poll_timeout`]). It never
+//! encodes either: spans arrive already encoded as OTLP records, and the driver
+//! frames the records of each [`Transmit`] into one OTLP/HTTP request.
+//!
+//! # Lifecycle of a span record
+//!
+//! 1. **Pushed.** When a span ends, its record is [`push`](ExportPolicy::push)ed.
+//!    It is dropped at once, and counted, if it could never fit in a request
+//!    (`too_large`), if the queue is at its bounds (`queue_full`: the *new*
+//!    span is the one dropped), or after shutdown (`shutdown`). Otherwise it
+//!    is queued.
+//! 2. **Queued.** Records leave in arrival order, in requests of at most
+//!    `max_batch_spans` records and `max_batch_bytes` bytes (records plus the
+//!    request framing, so the size is exact). A request leaves as soon as a
+//!    full batch is queued; a partial batch leaves `schedule_delay_ms` (1 s)
+//!    after its first span was queued, or at once on [`flush`], [`shutdown`]
+//!    or page hide. At most `max_concurrent_requests` (2) are in flight.
+//! 3. **In flight.** The policy keeps the records of each request until the
+//!    driver reports its [`Outcome`]; the driver borrows them with
+//!    [`records`](ExportPolicy::records) to frame the body. The driver aborts
+//!    a request after `export_timeout_ms` (30 s) and reports a timeout.
+//! 4. **Resolved.** Each record ends as exactly one of: exported, or dropped
+//!    for a reason that [`stats`](ExportPolicy::stats) counts. Nothing is lost
+//!    silently: `pushed == queued + in_flight + exported + dropped_total()`
+//!    holds after every call.
+//!
+//! # Failure modes
+//!
+//! - **2xx**: exported. A partial success (`rejected_spans > 0`) counts the
+//!   rejected spans as dropped (`rejected`) and the rest as exported; it is
+//!   never retried, since the collector already has the rest.
+//! - **429, 502, 503, 504, network error, timeout**: the request's records go
+//!   back to the front of the queue and *all* sending pauses, fresh spans
+//!   included (there is one collector: if it is overloaded or unreachable, a
+//!   new request would fail too). The pause is the server's `Retry-After`
+//!   (delta-seconds or HTTP-date, turned into a delay by
+//!   [`parse_retry_after`]; capped at `retry_after_max_ms`, 5 min), else
+//!   exponential backoff: 1 s, 1.5 s, 2.25 s, ... capped at 5 s, each ±20%
+//!   jitter. A record is sent at most `max_attempts` (5) times, then dropped
+//!   (`retries_exhausted`). A cross-origin page can read `Retry-After` only if
+//!   the collector lists it in `Access-Control-Expose-Headers`; without it the
+//!   backoff applies.
+//! - **400, other 4xx, other 5xx**: dropped (`failed`). The same bytes would get
+//!   the same answer.
+//! - **Network down**: each batch is retried with backoff until its records
+//!   have been tried 5 times (about 8 s of waiting), then dropped. Meanwhile
+//!   new spans queue up to the bounds, and beyond them are dropped
+//!   (`queue_full`).
+//! - **Queue full**: the bounds (`max_queue_spans` 2048, `max_queue_bytes`
+//!   4 MiB) cover every record the policy holds: queued, waiting for a retry,
+//!   and in flight. So memory stays bounded when the collector is slow or
+//!   down, and a span is dropped when it arrives, never after it was accepted.
+//! - **Page hidden** ([`page_hidden`](ExportPolicy::page_hidden), on
+//!   `visibilitychange` to hidden and on `pagehide`): the page may be gone any
+//!   moment, so everything queued is sent at once (unless a retry pause is
+//!   running: the collector asked to wait) with `fetch(..., {keepalive:
+//!   true})`, which outlives the page. Browsers fail keepalive requests once
+//!   the in-flight keepalive bodies of the page exceed 64 KiB, so each request
+//!   and the sum in flight stay within `keepalive_budget_bytes` (60 000, leaving
+//!   room for the app's own keepalive requests); more are sent as earlier ones
+//!   complete. What does not fit is offered to `navigator.sendBeacon`, each
+//!   beacon within the same per-request limit. The browser answers a beacon
+//!   only with accepted or refused: accepted counts as exported (a beacon can't
+//!   see the status); refused puts the records back for keepalive once budget
+//!   frees, and stops beacons until the next page hide (Chromium shares one
+//!   quota between keepalive and beacons, so a refusal means it is full). A
+//!   record too big for keepalive goes by plain fetch, best effort. Retries
+//!   that fall due while hidden also go keepalive. Plain-fetch requests
+//!   already in flight when the page unloads may be cancelled by the browser;
+//!   the driver never reports them and they stay counted as in flight.
+//!   [`page_visible`](ExportPolicy::page_visible) returns to normal batching.
+//! - **Shutdown** ([`shutdown`]): flushes, then drops new spans (`shutdown`).
+//!   Retries go on, but whatever is still queued `shutdown_timeout_ms` (30 s)
+//!   later, or waits for a retry due after that, is dropped (`shutdown`), and
+//!   so is a request in flight then that fails retryably. So
+//!   [`is_idle`](ExportPolicy::is_idle) is reached in bounded time: the
+//!   deadline plus at most `export_timeout_ms`.
+//!
+//! # Why a 1 s schedule delay
+//!
+//! OpenTelemetry's default is 5 s. A browser tab can crash, be discarded or be
+//! killed without a `pagehide` event, and then whatever waits in memory is
+//! lost: a shorter delay loses less. The cost is more, smaller requests:
+//! about one per second while spans trickle in (a busy page fills batches and
+//! sends each as soon as it is full, whatever the delay).
+//!
+//! # Driving it
+//!
+//! ```
+//! use tracelink::core::export::{ExportConfig, ExportPolicy, Outcome};
+//! let mut policy = ExportPolicy::new(ExportConfig::default());
+//! policy.push(b"span record".to_vec(), 0);
+//! assert!(policy.poll_transmit(0).is_none()); // a partial batch waits...
+//! assert_eq!(policy.poll_timeout(), Some(1000)); // ...for the schedule delay
+//! policy.handle_timeout(1000);
+//! while let Some(t) = policy.poll_transmit(1000) {
+//!     let _records = policy.records(t.id); // frame these into the body, POST it
+//!     policy.on_outcome(t.id, Outcome::Success { rejected_spans: 0 }, 1050);
+//! }
+//! assert_eq!(policy.stats().exported, 1);
+//! ```
+//!
+//! [`flush`]: ExportPolicy::flush
+//! [`shutdown`]: ExportPolicy::shutdown
+
+mod retry_after;
+#[cfg(test)]
+mod tests;
+
+pub use retry_after::parse_retry_after;
+
+use std::collections::VecDeque;
+
+use super::id::IdGenerator;
+
+/// Tuning for [`ExportPolicy`]. `Default` gives the values in the module doc.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportConfig {
+    /// Most spans held at once (queued, waiting to retry, or in flight).
+    pub max_queue_spans: usize,
+    /// Most record bytes held at once (queued, waiting to retry, or in flight).
+    pub max_queue_bytes: usize,
+    /// Most spans in one request.
+    pub max_batch_spans: usize,
+    /// Most bytes in one normal request body (records plus framing). A record
+    /// that can't fit alone is dropped as too large.
+    pub max_batch_bytes: usize,
+    /// How long a partial batch waits for more spans after its first one.
+    pub schedule_delay_ms: u64,
+    /// After this long the driver aborts a request and reports [`Outcome::Timeout`].
+    pub export_timeout_ms: u64,
+    /// Most times a record is sent, the first included. At least 1.
+    pub max_attempts: u32,
+    /// First backoff delay after a retryable failure without `Retry-After`.
+    pub backoff_initial_ms: u64,
+    /// Each further retry of a batch waits this many times longer (at least 1).
+    pub backoff_multiplier: f64,
+    /// Backoff delays never exceed this, jitter included.
+    pub backoff_max_ms: u64,
+    /// Relative jitter on backoff delays: 0.2 is ±20%. Clamped to `[0, 1]`.
+    pub backoff_jitter: f64,
+    /// Seeds the jitter. Drivers set it from their random id generator so
+    /// that clients don't retry in lockstep; tests keep it fixed so runs
+    /// repeat exactly.
+    pub jitter_seed: u64,
+    /// A longer `Retry-After` is shortened to this.
+    pub retry_after_max_ms: u64,
+    /// Largest keepalive request, and largest sum of keepalive request bodies
+    /// in flight at once (the browser's page-wide limit is 64 KiB). Also the
+    /// largest beacon.
+    pub keepalive_budget_bytes: usize,
+    /// Most requests in flight at once outside page-hidden mode.
+    pub max_concurrent_requests: usize,
+    /// After [`ExportPolicy::shutdown`], how long queued spans may still wait.
+    pub shutdown_timeout_ms: u64,
+    /// The request framing around the records, so sizes are exact.
+    pub overhead: RequestOverhead,
+}
+
+impl Default for ExportConfig {
+    fn default() -> ExportConfig {
+        ExportConfig {
+            max_queue_spans: 2048,
+            max_queue_bytes: 4 << 20,
+            max_batch_spans: 512,
+            max_batch_bytes: 1 << 20,
+            schedule_delay_ms: 1000,
+            export_timeout_ms: 30_000,
+            max_attempts: 5,
+            backoff_initial_ms: 1000,
+            backoff_multiplier: 1.5,
+            backoff_max_ms: 5000,
+            backoff_jitter: 0.2,
+            jitter_seed: 0,
+            retry_after_max_ms: 300_000,
+            keepalive_budget_bytes: 60_000,
+            max_concurrent_requests: 2,
+            shutdown_timeout_ms: 30_000,
+            overhead: RequestOverhead::default(),
+        }
+    }
+}
+
+/// Bytes a request adds around its records: `fixed + per_record * n`.
+///
+/// The driver sets it from the encoder (`otlp::request_overhead`) so that
+/// `records + overhead` is the exact body size. If an encoding's framing is
+/// not exactly affine in `n` (protobuf length prefixes grow with the body),
+/// use an upper bound: limits then still hold, with a little slack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestOverhead {
+    /// Bytes per request, whatever the number of records.
+    pub fixed: usize,
+    /// Bytes per record (separators, field tags, length prefixes).
+    pub per_record: usize,
+}
+
+impl RequestOverhead {
+    /// The body size of a request with `records` records totalling `record_bytes`.
+    pub fn request_bytes(&self, records: usize, record_bytes: usize) -> usize {
+        self.fixed
+            .saturating_add(self.per_record.saturating_mul(records))
+            .saturating_add(record_bytes)
+    }
+}
+
+/// How the driver sends a [`Transmit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// `fetch` POST.
+    Fetch,
+    /// `fetch` POST with `keepalive: true`: survives the page unloading.
+    FetchKeepalive,
+    /// `navigator.sendBeacon`: report only whether the browser accepted it.
+    Beacon,
+}
+
+/// A request to send now: frame [`ExportPolicy::records`]`(id)` into one body
+/// and send it by `transport`, then report with [`ExportPolicy::on_outcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Names the request in [`ExportPolicy::records`] and [`ExportPolicy::on_outcome`].
+    pub id: u64,
+    /// How to send it.
+    pub transport: Transport,
+    /// Number of span records in it.
+    pub spans: usize,
+    /// Exact body size: the records plus [`RequestOverhead`].
+    pub bytes: usize,
+}
+
+/// What became of a [`Transmit`], as the driver saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 2xx response. `rejected_spans` comes from an OTLP partial-success
+    /// body (0 if none).
+    Success {
+        /// Spans the collector refused; never retried.
+        rejected_spans: u64,
+    },
+    /// An HTTP response with this status (a 2xx here counts as [`Outcome::Success`]).
+    Http {
+        /// The response status.
+        status: u16,
+        /// The `Retry-After` header as a delay, from [`parse_retry_after`]
+        /// (the driver has the wall clock an HTTP-date needs); `None` if
+        /// absent or unparseable. Capped at `retry_after_max_ms`.
+        retry_after_ms: Option<u64>,
+    },
+    /// The request failed without a response (`fetch` rejected).
+    NetworkError,
+    /// The driver aborted the request after `export_timeout_ms`.
+    Timeout,
+    /// What `navigator.sendBeacon` returned for a [`Transport::Beacon`] request.
+    BeaconAccepted(bool),
+}
+
+/// What an HTTP status means for the spans in the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusClass {
+    /// 2xx: exported.
+    Success,
+    /// 429, 502, 503, 504: try again later.
+    Retryable,
+    /// Anything else: sending the same request again would fail again.
+    Fatal,
+}
+
+/// Classifies an OTLP/HTTP response status.
+pub fn classify(status: u16) -> StatusClass {
+    match status {
+        200..=299 => StatusClass::Success,
+        429 | 502 | 503 | 504 => StatusClass::Retryable,
+        _ => StatusClass::Fatal,
+    }
+}
+
+/// Counters and gauges for every span the policy has seen; nothing is lost
+/// silently: `pushed == queued + in_flight + exported + dropped_total()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExportStats {
+    /// Spans ever pushed.
+    pub pushed: u64,
+    /// Spans waiting to be sent (fresh or waiting for a retry).
+    pub queued: u64,
+    /// Record bytes waiting to be sent.
+    pub queued_bytes: u64,
+    /// Spans in requests whose outcome is not reported yet.
+    pub in_flight: u64,
+    /// Requests whose outcome is not reported yet.
+    pub in_flight_requests: u64,
+    /// Body bytes of keepalive requests in flight.
+    pub in_flight_keepalive_bytes: u64,
+    /// Spans the collector accepted (or a beacon carried).
+    pub exported: u64,
+    /// New spans dropped because the queue was at its bounds.
+    pub dropped_queue_full: u64,
+    /// Spans dropped because their record could not fit in any request.
+    pub dropped_too_large: u64,
+    /// Spans the collector refused in a partial success.
+    pub dropped_rejected: u64,
+    /// Spans in requests answered with a non-retryable status.
+    pub dropped_failed: u64,
+    /// Spans dropped after `max_attempts` retryable failures.
+    pub dropped_retries_exhausted: u64,
+    /// Spans pushed after shutdown, or still unsent at its deadline.
+    pub dropped_shutdown: u64,
+    /// Requests handed to the driver.
+    pub requests: u64,
+    /// Requests that failed (any non-2xx outcome except a refused beacon).
+    pub failed_requests: u64,
+    /// Failed requests whose spans were queued again for a retry.
+    pub retried: u64,
+    /// Beacons the browser refused (their spans were queued again).
+    pub beacons_refused: u64,
+}
+
+impl ExportStats {
+    /// All dropped spans, whatever the reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_queue_full
+            + self.dropped_too_large
+            + self.dropped_rejected
+            + self.dropped_failed
+            + self.dropped_retries_exhausted
+            + self.dropped_shutdown
+    }
+}
+
+/// A record waiting to be sent, with the number of times it was sent and failed.
+struct Queued {
+    record: Vec<u8>,
+    failures: u32,
+}
+
+/// A request handed to the driver and not yet reported.
+struct InFlight {
+    id: u64,
+    transport: Transport,
+    bytes: usize,
+    record_bytes: usize,
+    records: Vec<Vec<u8>>,
+    /// `failures[i]` belongs to `records[i]`.
+    failures: Vec<u32>,
+}
+
+/// The batch, retry and flush policy (see the [module docs](self)).
+pub struct ExportPolicy {
+    config: ExportConfig,
+    rng: IdGenerator,
+    queue: VecDeque<Queued>,
+    queue_bytes: usize,
+    in_flight: Vec<InFlight>,
+    in_flight_spans: usize,
+    in_flight_bytes: usize,
+    keepalive_bytes: usize,
+    next_id: u64,
+    /// When the partial batch at the head of the queue is due.
+    schedule_at: Option<u64>,
+    /// Send everything queued without waiting for full batches.
+    draining: bool,
+    /// No request leaves before this (retry pause).
+    paused_until: Option<u64>,
+    hidden: bool,
+    beacons_refused: bool,
+    /// Set by shutdown: the time after which queued spans are dropped.
+    shutdown_deadline: Option<u64>,
+    stats: ExportStats,
+}
+
+impl ExportPolicy {
+    /// A policy with `config` (nonsensical values clamped: at least one span
+    /// per batch, one request, one attempt; multiplier >= 1; jitter in
+    /// `[0, 1]`). Deterministic: equal configs and inputs give equal outputs.
+    pub fn new(mut config: ExportConfig) -> ExportPolicy {
+        config.max_batch_spans = config.max_batch_spans.max(1);
+        config.max_concurrent_requests = config.max_concurrent_requests.max(1);
+        config.max_attempts = config.max_attempts.max(1);
+        if config.backoff_multiplier.is_nan() || config.backoff_multiplier < 1.0 {
+            config.backoff_multiplier = 1.0;
+        }
+        // min/max, not f64::clamp: clamp's panic message pulls float
+        // formatting (~20 KB) into the wasm. NaN becomes 0.
+        let jitter = config.backoff_jitter;
+        config.backoff_jitter = if jitter > 0.0 { jitter.min(1.0) } else { 0.0 };
+        // Spread the 64-bit seed over the generator's 256 bits (splitmix64),
+        // so that nearby seeds give unrelated jitter.
+        let mut seed_bytes = [0u8; 32];
+        let mut x = config.jitter_seed;
+        for chunk in seed_bytes.chunks_exact_mut(8) {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        ExportPolicy {
+            config,
+            rng: IdGenerator::from_seed(seed_bytes),
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            in_flight: Vec::new(),
+            in_flight_spans: 0,
+            in_flight_bytes: 0,
+            keepalive_bytes: 0,
+            next_id: 0,
+            schedule_at: None,
+            draining: false,
+            paused_until: None,
+            hidden: false,
+            beacons_refused: false,
+            shutdown_deadline: None,
+            stats: ExportStats::default(),
+        }
+    }
+
+    /// The configuration in use (after clamping).
+    pub fn config(&self) -> &ExportConfig {
+        &self.config
+    }
+
+    /// Sets the request framing (it changes with the resource attributes).
+    /// Queued records that no longer fit a request alone are dropped as too
+    /// large.
+    pub fn set_request_overhead(&mut self, fixed: usize, per_record: usize) {
+        self.config.overhead = RequestOverhead { fixed, per_record };
+        let (overhead, max) = (self.config.overhead, self.config.max_batch_bytes);
+        let before = self.queue.len();
+        self.queue
+            .retain(|q| overhead.request_bytes(1, q.record.len()) <= max);
+        self.stats.dropped_too_large += (before - self.queue.len()) as u64;
+        self.queue_bytes = self.queue.iter().map(|q| q.record.len()).sum();
+        if self.queue.is_empty() {
+            self.schedule_at = None;
+            self.draining = false;
+        }
+    }
+
+    /// Takes a finished span's encoded record, or drops and counts it (too
+    /// large, queue full, shut down).
+    pub fn push(&mut self, record: Vec<u8>, now: u64) {
+        self.stats.pushed += 1;
+        let len = record.len();
+        if self.shutdown_deadline.is_some() {
+            self.stats.dropped_shutdown += 1;
+        } else if self.config.overhead.request_bytes(1, len) > self.config.max_batch_bytes {
+            self.stats.dropped_too_large += 1;
+        } else if self.queue.len() + self.in_flight_spans >= self.config.max_queue_spans
+            || self.queue_bytes + self.in_flight_bytes + len > self.config.max_queue_bytes
+        {
+            self.stats.dropped_queue_full += 1;
+        } else {
+            if !self.draining && self.schedule_at.is_none() {
+                self.schedule_at = Some(now.saturating_add(self.config.schedule_delay_ms));
+            }
+            self.queue_bytes += len;
+            self.queue.push_back(Queued {
+                record,
+                failures: 0,
+            });
+        }
+    }
+
+    /// The next request to send, if one is due: call in a loop until `None`.
+    #[must_use = "the request is in flight until its outcome is reported"]
+    pub fn poll_transmit(&mut self, now: u64) -> Option<Transmit> {
+        self.expire(now);
+        if self.queue.is_empty() || self.paused_until.is_some() {
+            return None;
+        }
+        let (transport, count) = if self.hidden {
+            self.plan_urgent()?
+        } else {
+            self.plan_normal()?
+        };
+        Some(self.send(transport, count))
+    }
+
+    /// When the driver should call [`handle_timeout`](Self::handle_timeout)
+    /// next (schedule delay, end of a retry pause, shutdown deadline); `None`
+    /// when only a push, an outcome or a lifecycle event can make progress.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if self.queue.is_empty() {
+            return None;
+        }
+        let wake = match self.paused_until {
+            Some(t) => Some(t),
+            None if self.draining || self.hidden => None,
+            None => self.schedule_at,
+        };
+        match (wake, self.shutdown_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Advances timers to `now`; then poll for transmits.
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.expire(now);
+    }
+
+    /// Sends everything queued without waiting for full batches (still
+    /// respecting a retry pause and the concurrency limit).
+    pub fn flush(&mut self, now: u64) {
+        self.expire(now);
+        if !self.queue.is_empty() {
+            self.draining = true;
+            self.schedule_at = None;
+        }
+    }
+
+    /// The page was hidden or is unloading: send everything now, by keepalive
+    /// fetch within the budget, then beacons (see the module docs).
+    pub fn page_hidden(&mut self, now: u64) {
+        self.hidden = true;
+        self.beacons_refused = false;
+        self.expire(now);
+    }
+
+    /// The page is visible again: back to normal batching. Spans queued while
+    /// hidden are sent at once.
+    pub fn page_visible(&mut self, now: u64) {
+        self.hidden = false;
+        self.beacons_refused = false;
+        self.flush(now);
+    }
+
+    /// Flushes, then drops every later push; anything still unsent
+    /// `shutdown_timeout_ms` from now is dropped. Calling it again changes nothing.
+    pub fn shutdown(&mut self, now: u64) {
+        if self.shutdown_deadline.is_none() {
+            self.shutdown_deadline = Some(now.saturating_add(self.config.shutdown_timeout_ms));
+        }
+        self.flush(now);
+    }
+
+    /// True when nothing is queued or in flight (a flush or shutdown is done).
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// The records of request `id`, in order, while it is in flight (empty
+    /// otherwise).
+    ///
+    /// The policy keeps the records (it needs them back for a retry); the
+    /// driver borrows them to frame the request body.
+    pub fn records(&self, id: u64) -> &[Vec<u8>] {
+        self.in_flight
+            .iter()
+            .find(|r| r.id == id)
+            .map_or(&[], |r| r.records.as_slice())
+    }
+
+    /// Reports what became of request `id`. Unknown ids (already reported)
+    /// are ignored.
+    pub fn on_outcome(&mut self, id: u64, outcome: Outcome, now: u64) {
+        let Some(pos) = self.in_flight.iter().position(|r| r.id == id) else {
+            return;
+        };
+        let request = self.in_flight.remove(pos);
+        self.in_flight_spans -= request.records.len();
+        self.in_flight_bytes -= request.record_bytes;
+        if request.transport == Transport::FetchKeepalive {
+            self.keepalive_bytes -= request.bytes;
+        }
+        match outcome {
+            Outcome::Success { rejected_spans } => self.succeeded(&request, rejected_spans),
+            Outcome::BeaconAccepted(true) => self.succeeded(&request, 0),
+            Outcome::Http {
+                status,
+                retry_after_ms,
+            } => match classify(status) {
+                StatusClass::Success => self.succeeded(&request, 0),
+                StatusClass::Retryable => {
+                    let delay = retry_after_ms.map(|d| d.min(self.config.retry_after_max_ms));
+                    self.failed_retryable(now, request, delay);
+                }
+                StatusClass::Fatal => {
+                    self.stats.failed_requests += 1;
+                    self.stats.dropped_failed += request.records.len() as u64;
+                }
+            },
+            Outcome::NetworkError | Outcome::Timeout => self.failed_retryable(now, request, None),
+            Outcome::BeaconAccepted(false) => {
+                // Never sent: no attempt used up. Wait for keepalive budget.
+                self.stats.beacons_refused += 1;
+                self.beacons_refused = true;
+                self.requeue(request.records, request.failures);
+            }
+        }
+        self.expire(now);
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> ExportStats {
+        ExportStats {
+            queued: self.queue.len() as u64,
+            queued_bytes: self.queue_bytes as u64,
+            in_flight: self.in_flight_spans as u64,
+            in_flight_requests: self.in_flight.len() as u64,
+            in_flight_keepalive_bytes: self.keepalive_bytes as u64,
+            ..self.stats
+        }
+    }
+
+    /// Applies the timers that have come due at `now`.
+    fn expire(&mut self, now: u64) {
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.paused_until = None;
+        }
+        if self.schedule_at.is_some_and(|t| t <= now) {
+            self.schedule_at = None;
+            self.draining = true;
+        }
+        if let Some(deadline) = self.shutdown_deadline {
+            if now >= deadline || self.paused_until.is_some_and(|t| t >= deadline) {
+                self.stats.dropped_shutdown += self.queue.len() as u64;
+                self.queue.clear();
+                self.queue_bytes = 0;
+            }
+        }
+        if self.queue.is_empty() {
+            self.schedule_at = None;
+            self.draining = false;
+        }
+    }
+
+    /// Normal mode: a full batch, or anything when draining, by plain fetch.
+    fn plan_normal(&self) -> Option<(Transport, usize)> {
+        if self.in_flight.len() >= self.config.max_concurrent_requests {
+            return None;
+        }
+        let full = self.queue.len() >= self.config.max_batch_spans
+            || self
+                .config
+                .overhead
+                .request_bytes(self.queue.len(), self.queue_bytes)
+                > self.config.max_batch_bytes;
+        if !(full || self.draining) {
+            return None;
+        }
+        Some((Transport::Fetch, self.fit(self.config.max_batch_bytes)))
+    }
+
+    /// Page-hidden mode: everything, keepalive while the budget lasts, then
+    /// beacons until one is refused.
+    fn plan_urgent(&self) -> Option<(Transport, usize)> {
+        let budget = self.config.keepalive_budget_bytes;
+        let count = self.fit(budget.saturating_sub(self.keepalive_bytes));
+        if count > 0 {
+            return Some((Transport::FetchKeepalive, count));
+        }
+        let first = self.queue.front()?.record.len();
+        if self.config.overhead.request_bytes(1, first) > budget {
+            // Can never go keepalive: best effort by plain fetch.
+            return Some((Transport::Fetch, 1));
+        }
+        if self.beacons_refused {
+            return None;
+        }
+        Some((Transport::Beacon, self.fit(budget)))
+    }
+
+    /// How many records from the head of the queue fit one request of at most
+    /// `limit` bytes and `max_batch_spans` spans.
+    fn fit(&self, limit: usize) -> usize {
+        let mut count = 0;
+        let mut bytes = 0;
+        for q in &self.queue {
+            let next = bytes + q.record.len();
+            if count == self.config.max_batch_spans
+                || self.config.overhead.request_bytes(count + 1, next) > limit
+            {
+                break;
+            }
+            count += 1;
+            bytes = next;
+        }
+        count
+    }
+
+    /// Moves `count` records from the queue into a new in-flight request.
+    fn send(&mut self, transport: Transport, count: usize) -> Transmit {
+        let mut records = Vec::with_capacity(count);
+        let mut failures = Vec::with_capacity(count);
+        let mut record_bytes = 0;
+        for q in self.queue.drain(..count) {
+            record_bytes += q.record.len();
+            records.push(q.record);
+            failures.push(q.failures);
+        }
+        self.queue_bytes -= record_bytes;
+        self.in_flight_spans += count;
+        self.in_flight_bytes += record_bytes;
+        let bytes = self.config.overhead.request_bytes(count, record_bytes);
+        if transport == Transport::FetchKeepalive {
+            self.keepalive_bytes += bytes;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stats.requests += 1;
+        self.in_flight.push(InFlight {
+            id,
+            transport,
+            bytes,
+            record_bytes,
+            records,
+            failures,
+        });
+        if self.queue.is_empty() {
+            self.schedule_at = None;
+            self.draining = false;
+        }
+        Transmit {
+            id,
+            transport,
+            spans: count,
+            bytes,
+        }
+    }
+
+    fn succeeded(&mut self, request: &InFlight, rejected: u64) {
+        let spans = request.records.len() as u64;
+        let rejected = rejected.min(spans);
+        self.stats.exported += spans - rejected;
+        self.stats.dropped_rejected += rejected;
+    }
+
+    /// A retryable failure: records with attempts left go back to the front of
+    /// the queue and sending pauses for `retry_after` or a backoff delay.
+    fn failed_retryable(&mut self, now: u64, request: InFlight, retry_after: Option<u64>) {
+        self.stats.failed_requests += 1;
+        let attempt = request.failures.iter().copied().max().unwrap_or(0) + 1;
+        let mut records = Vec::with_capacity(request.records.len());
+        let mut failures = Vec::with_capacity(request.records.len());
+        for (record, f) in request.records.into_iter().zip(request.failures) {
+            if f + 1 >= self.config.max_attempts {
+                self.stats.dropped_retries_exhausted += 1;
+            } else {
+                records.push(record);
+                failures.push(f + 1);
+            }
+        }
+        if records.is_empty() {
+            return;
+        }
+        self.stats.retried += 1;
+        let delay = match retry_after {
+            Some(d) => d,
+            None => self.backoff(attempt),
+        };
+        let until = now.saturating_add(delay);
+        self.paused_until = Some(self.paused_until.map_or(until, |t| t.max(until)));
+        self.requeue(records, failures);
+    }
+
+    /// Puts records back at the front of the queue, in their order, to be
+    /// sent as soon as sending may resume.
+    /// Records that no longer fit a request alone (the overhead grew while
+    /// they were in flight) are dropped as too large.
+    fn requeue(&mut self, records: Vec<Vec<u8>>, failures: Vec<u32>) {
+        for (record, failures) in records.into_iter().zip(failures).rev() {
+            if self.config.overhead.request_bytes(1, record.len()) > self.config.max_batch_bytes {
+                self.stats.dropped_too_large += 1;
+                continue;
+            }
+            self.queue_bytes += record.len();
+            self.queue.push_front(Queued { record, failures });
+        }
+        if !self.queue.is_empty() {
+            self.draining = true;
+            self.schedule_at = None;
+        }
+    }
+
+    /// The backoff delay after the `attempt`-th failed send of a batch:
+    /// `initial * multiplier^(attempt-1)`, jittered, at most `backoff_max_ms`.
+    fn backoff(&mut self, attempt: u32) -> u64 {
+        let max = self.config.backoff_max_ms as f64;
+        let mut delay = (self.config.backoff_initial_ms as f64).min(max);
+        for _ in 1..attempt {
+            if delay >= max {
+                break;
+            }
+            delay = (delay * self.config.backoff_multiplier).min(max);
+        }
+        let jitter = self.config.backoff_jitter * (2.0 * self.rng.next_f64() - 1.0);
+        // `as` saturates (NaN is 0): no panic path.
+        (delay * (1.0 + jitter)).min(max) as u64
+    }
+}

@@ -79,7 +79,9 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// A pipeline with `config`, drawing ids from `ids`.
-    pub fn new(config: PipelineConfig, ids: IdGenerator) -> Pipeline {
+    pub fn new(mut config: PipelineConfig, mut ids: IdGenerator) -> Pipeline {
+        // Each client jitters its retries differently (no thundering herd).
+        config.export.jitter_seed = ids.next_u64();
         let mut p = Pipeline {
             tracer: Tracer::new(config.tracer, ids),
             policy: ExportPolicy::new(config.export),
@@ -94,9 +96,12 @@ impl Pipeline {
     }
 
     fn update_overhead(&mut self) {
-        let fixed = otlp::request_overhead(self.encoding, &self.resource, &self.scope, 0);
-        let per_record = otlp::request_overhead(self.encoding, &self.resource, &self.scope, 1) - fixed;
-        self.policy.set_request_overhead(fixed, per_record);
+        // JSON puts a comma between records; protobuf records carry their own
+        // framing, and the envelope's varint lengths are bounded from above.
+        let one = otlp::request_overhead(self.encoding, &self.resource, &self.scope, 1);
+        let two = otlp::request_overhead(self.encoding, &self.resource, &self.scope, 2);
+        let per_record = two.saturating_sub(one);
+        self.policy.set_request_overhead(one.saturating_sub(per_record), per_record);
     }
 
     /// The wire encoding.
@@ -196,8 +201,7 @@ impl Pipeline {
 
     /// Nothing queued, nothing in flight.
     pub fn is_idle(&self) -> bool {
-        let s = self.policy.stats();
-        s.queued == 0 && s.in_flight == 0
+        self.policy.is_idle()
     }
 
     /// The `baggage` header for outgoing requests ('' when empty).
@@ -230,7 +234,10 @@ impl Pipeline {
             ("droppedFailed", e.dropped_failed),
             ("droppedShutdown", e.dropped_shutdown),
             ("droppedLiveLimit", t.dropped_live_limit),
+            ("droppedRetriesExhausted", e.dropped_retries_exhausted),
             ("retried", e.retried),
+            ("requests", e.requests),
+            ("beaconsRefused", e.beacons_refused),
             ("failedRequests", e.failed_requests),
             ("staleHandleUses", t.stale_handle_uses),
         ]

@@ -19,7 +19,8 @@ pub struct Sampler {
 impl Sampler {
     /// Samples roots with probability `ratio`, clamped to `[0, 1]`; NaN is 0.
     pub fn ratio(ratio: f64) -> Sampler {
-        let ratio = if ratio.is_nan() { 0.0 } else { ratio.clamp(0.0, 1.0) };
+        // max/min, not clamp: clamp's panic path pulls float formatting into wasm.
+        let ratio = if ratio.is_nan() { 0.0 } else { ratio.max(0.0).min(1.0) };
         let threshold = if ratio >= 1.0 { u64::MAX } else { (ratio * (1u64 << 63) as f64) as u64 };
         Sampler { threshold, ratio }
     }
