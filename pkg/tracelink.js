@@ -232,8 +232,8 @@ export class Span {
   /** The W3C traceparent of this span ('' once ended). */
   get traceparent() { return this._t._safe(() => this._t._agent.traceparent(this._h)) ?? ''; }
   /** A traced fetch whose parent is this span (for concurrent code). */
-  fetch(input, init) {
-    return this._t._fetch(input, init, this._h);
+  fetch(...args) {
+    return this._t._fetch(args, this._h);
   }
 }
 
@@ -438,25 +438,33 @@ export class Tracing {
     return u.href;
   }
 
-  _fetch(input, init, parent) {
+  /** The traced fetch: `args` exactly as the caller passed them. */
+  _fetch(args, parent) {
     const realFetch = this._realFetch;
-    if (this._broken) return realFetch.call(global, input, init);
+    if (this._broken || args.length === 0) return realFetch.apply(global, args);
+    const [input, init] = args;
     let h = 0;
-    let args;
+    let traced;
     try {
       const isRequest = typeof Request === 'function' && input instanceof Request;
       const url = new URL(isRequest ? input.url : input instanceof URL ? input.href : String(input), global.location?.href);
-      if (url.href === this._config.endpoint) return realFetch.call(global, input, init); // never trace the exporter
+      if (url.href === this._config.endpoint) return realFetch.apply(global, args); // never trace the exporter
       const method = String((init && init.method) || (isRequest ? input.method : 'GET')).toUpperCase();
       h = this._agent.fetchStart(method, this._spanUrl(url), url.hostname, url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80, parent);
       this._correlate(h, this._correlation.get(parent));
-      if (this._mayPropagate(url)) args = this._withTraceHeaders(input, init, isRequest, h);
-    } catch {
-      this._internalErrors++;
+      if (this._mayPropagate(url)) traced = this._withTraceHeaders(input, init, isRequest, h);
+    } catch (e) {
+      // Invalid caller input (bad URL, header name...) is the real fetch's to
+      // reject, below; only a fault of our own counts.
+      if (e instanceof WebAssembly.RuntimeError) {
+        this._internalErrors++;
+        this._broken = true;
+      }
+      traced = undefined;
     }
     let promise;
     try {
-      promise = args ? realFetch.call(global, args[0], args[1]) : realFetch.call(global, input, init);
+      promise = traced ? realFetch.call(global, traced[0], traced[1]) : realFetch.apply(global, args);
     } catch (e) {
       // A fetch that throws synchronously (non-standard): keep its behaviour.
       this._safe(() => { this._fail(h, e); this._end(h); });
@@ -613,15 +621,19 @@ export class Tracing {
   }
 
   /** A traced `fetch` (same arguments and result as the real one). */
-  fetch(input, init) {
-    return this._fetch(input, init, this._current);
+  fetch(...args) {
+    return this._fetch(args, this._current);
   }
 
   /** Replaces `globalThis.fetch` with the traced one (undo: `restoreFetch`). */
   instrumentFetch() {
     if (this._patched) return;
     const original = global.fetch;
-    const traced = (input, init) => this._fetch(input, init, this._current);
+    const tracing = this;
+    // Same name and arity as the real one; arguments passed through as given.
+    const traced = function fetch(input) { // eslint-disable-line no-unused-vars
+      return tracing._fetch(arguments, tracing._current);
+    };
     this._patched = { original, traced };
     global.fetch = traced;
   }
