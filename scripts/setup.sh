@@ -51,6 +51,12 @@ if ! rustc --print target-libdir --target wasm32-unknown-unknown 2>/dev/null | x
   fi
 fi
 
+# 2b. std sources, for the size-optimised build (scripts/build.sh falls back without them).
+if [ ! -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+  log "rustup component add rust-src"
+  rustup component add rust-src || log "rust-src unavailable: builds use the plain std (a few KB larger)"
+fi
+
 # 3. wasm-bindgen CLI, exactly the crate's version (no --locked: see WASM notes in README).
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
   log "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2 minutes, once)"

@@ -66,7 +66,8 @@ impl Agent {
         if let Some(n) = get(&cfg, "maxExportBatchSize").as_f64() {
             config.export.max_batch_spans = n.max(1.0) as usize;
         }
-        let ids = IdGenerator::from_entropy().map_err(|e| JsError::new(&format!("tracelink: no CSPRNG: {e}")))?;
+        let ids = IdGenerator::from_entropy()
+            .map_err(|_| JsError::new("tracelink: this runtime has no crypto.getRandomValues"))?;
         Ok(Agent {
             pipeline: Pipeline::new(config, ids),
             clock: Clock::new(),
@@ -282,7 +283,7 @@ impl Agent {
         let t = &mut self.pipeline.tracer;
         t.set_attribute(handle, KeyValue::new("http.response.status_code", i64::from(status)));
         if status >= 400 {
-            t.set_attribute(handle, KeyValue::new("error.type", status.to_string()));
+            t.set_attribute(handle, KeyValue::new("error.type", decimal(status)));
             t.set_status(handle, Status::Error(String::new()));
         }
         let server = trace_context::parse_traceparent(traceresponse.trim())
@@ -421,4 +422,19 @@ fn server_timing_traceparent(header: &str) -> Option<String> {
             k.trim().eq_ignore_ascii_case("desc").then(|| v.trim().trim_matches('"').to_owned())
         })
     })
+}
+
+/// `n` in decimal, without pulling `core::fmt` into the wasm.
+fn decimal(mut n: u16) -> String {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[i..].iter().map(|&d| d as char).collect()
 }
