@@ -8,7 +8,7 @@
 //! Everything JS is bound on the global scope (`globalThis`), never `window`,
 //! so the same module runs in pages, Workers, Deno, Bun and Node.
 
-mod agent;
-mod clock;
+pub mod agent;
+pub mod clock;
 
 pub use agent::Agent;
