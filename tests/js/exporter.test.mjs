@@ -1,0 +1,110 @@
+// The exporter's failure modes, end to end in Node: the wasm policy driven by
+// the JS transport against a local OTLP/JSON sink that answers as told.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+
+const root = new URL('../../', import.meta.url);
+const wasm = readFileSync(new URL('pkg/tracelink_wasm_bg.wasm', root));
+const { setupTracing } = await import(new URL('pkg/tracelink.js', root));
+const servers = [];
+after(() => servers.forEach((s) => s.close()));
+
+/** An OTLP/JSON sink: `script` answers each request in turn (the last repeats). */
+async function sink(script) {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      const spans = JSON.parse(body).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
+      requests.push({ spans, bytes: Buffer.byteLength(body), headers: req.headers });
+      const [status, headers = {}, reply = '{}'] = script[Math.min(requests.length - 1, script.length - 1)];
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.end(reply);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  servers.push(server);
+  return { url: `http://127.0.0.1:${server.address().port}/v1/traces`, requests };
+}
+
+async function burst(t, n, name = 'span') {
+  for (let i = 0; i < n; i++) t.startSpan(name, { attributes: { i } }).end();
+}
+
+const setup = (otlpEndpoint, extra = {}) =>
+  setupTracing({ serviceName: 'exporter-tests', otlpEndpoint, protocol: 'http/json', wasm, env: {}, ...extra });
+
+test('503 with Retry-After is retried, then everything arrives once', async () => {
+  const s = await sink([[503, { 'retry-after': '1' }], [200]]);
+  const t = await setup(s.url, { otlpHeaders: { authorization: 'Bearer collector-only' } });
+  await burst(t, 20);
+  await t.flush(10000);
+  const stats = t.stats();
+  assert.equal(s.requests.length, 2);
+  assert.equal(s.requests[1].spans.length, 20);
+  assert.deepEqual(s.requests[0].spans.map((x) => x.spanId), s.requests[1].spans.map((x) => x.spanId), 'same spans resent');
+  assert.equal(s.requests[0].headers.authorization, 'Bearer collector-only', 'otlpHeaders go to the collector');
+  assert.equal(stats.exported, 20);
+  assert.equal(stats.retried, 1);
+  assert.equal(stats.dropped, 0);
+  await t.shutdown();
+});
+
+test('400 is not retried: the batch is dropped and counted', async () => {
+  const s = await sink([[400]]);
+  const t = await setup(s.url);
+  await burst(t, 7);
+  await t.flush(5000);
+  const stats = t.stats();
+  assert.equal(s.requests.length, 1);
+  assert.equal(stats.droppedFailed, 7);
+  assert.equal(stats.failedRequests, 1);
+  assert.equal(stats.dropped, 7);
+  assert.equal(stats.retried, 0);
+  await t.shutdown();
+});
+
+test('partial success: rejected spans are counted, the rest exported, no retry', async () => {
+  const s = await sink([[200, {}, '{"partialSuccess":{"rejectedSpans":"3","errorMessage":"too old"}}']]);
+  const t = await setup(s.url);
+  await burst(t, 10);
+  await t.flush(5000);
+  const stats = t.stats();
+  assert.equal(s.requests.length, 1);
+  assert.equal(stats.droppedRejected, 3);
+  assert.equal(stats.exported, 7);
+  await t.shutdown();
+});
+
+test('batches split by count; every span exported exactly once', async () => {
+  const s = await sink([[200]]);
+  const t = await setup(s.url, { maxExportBatchSize: 50 });
+  await burst(t, 120);
+  await t.flush(5000);
+  assert.deepEqual(s.requests.map((r) => r.spans.length).sort((a, b) => a - b), [20, 50, 50]);
+  const ids = new Set(s.requests.flatMap((r) => r.spans.map((x) => x.spanId)));
+  assert.equal(ids.size, 120);
+  assert.equal(t.stats().exported, 120);
+  await t.shutdown();
+});
+
+test('collector down: the queue stays bounded and every drop is counted', async () => {
+  const dead = http.createServer();
+  await new Promise((r) => dead.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${dead.address().port}/v1/traces`;
+  dead.close();
+  const t = await setup(url, { maxQueueSize: 100 });
+  await burst(t, 5000);
+  await t.flush(300); // resolves at its timeout: nothing can be delivered
+  const s = t.stats();
+  assert.equal(s.started, 5000);
+  assert.ok(s.queued + s.inFlight <= 100, JSON.stringify(s));
+  assert.ok(s.droppedQueueFull >= 4900, JSON.stringify(s));
+  assert.equal(s.exported + s.queued + s.inFlight + s.dropped, 5000, 'every span is accounted for');
+  await t.shutdown(50);
+  const end = t.stats();
+  assert.equal(end.exported + end.queued + end.inFlight + end.dropped, 5000);
+});
