@@ -16,16 +16,29 @@ let wasmReady = null; // one instance per JS realm, shared by every tracing setu
 /** Loads the wasm once: from a Module / bytes / URL given, else next to this file. */
 function loadWasm(source) {
   if (wasmReady) return wasmReady;
-  if (source instanceof WebAssembly.Module || ArrayBuffer.isView(source) || source instanceof ArrayBuffer) {
-    // Sync path: edge runtimes hand in a precompiled module (Workers forbid
-    // compiling bytes at run time; Node/Deno/Bun may pass bytes).
-    initSync({ module: source });
-    wasmReady = Promise.resolve();
-  } else {
-    wasmReady = initWasm({ module_or_path: source ?? new URL('./tracelink_wasm_bg.wasm', import.meta.url) })
-      .then(() => undefined, (e) => { wasmReady = null; throw e; });
+  try {
+    if (source instanceof WebAssembly.Module || ArrayBuffer.isView(source) || source instanceof ArrayBuffer) {
+      // Sync path: edge runtimes hand in a precompiled module (Workers forbid
+      // compiling bytes at run time; Node/Deno/Bun may pass bytes).
+      initSync({ module: source });
+      wasmReady = Promise.resolve();
+    } else {
+      // Throws in Workers (no import.meta.url); Node's fetch rejects file: URLs.
+      source ??= new URL('./tracelink_wasm_bg.wasm', import.meta.url);
+      wasmReady = initWasm({ module_or_path: source })
+        .then(() => undefined, (e) => { wasmReady = null; throw wasmError(source, e); });
+    }
+  } catch (e) {
+    throw wasmError(source, e);
   }
   return wasmReady;
+}
+
+function wasmError(source, e) {
+  const from = source == null ? 'next to tracelink.js'
+    : typeof source === 'string' || source instanceof URL ? source : source.url || 'options.wasm';
+  return new TypeError(`tracelink: setupTracing: cannot load the wasm from ${from}: ${String(e?.message ?? e).replace(/\.$/, '')}.`
+    + " Pass options.wasm: the file's URL or bytes, or a WebAssembly.Module (Workers: import wasm from 'tracelink/tracelink_wasm_bg.wasm')", { cause: e });
 }
 
 function fail(message) {
@@ -49,12 +62,29 @@ function parseKeyValueList(s) {
   return out;
 }
 
+const ENV_KEYS = ['OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS',
+  'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_CONSOLE_EXPORT'];
+
 function readEnv(options) {
   if (options.env != null) {
     if (typeof options.env !== 'object') fail('env must be an object of OTEL_* settings');
     return options.env;
   }
-  try { return global.process?.env ?? {}; } catch { return {}; }
+  // process.env where it exists (Node, Bun, Deno). Deno throws (or prompts)
+  // on a variable not granted by --allow-env: read only granted ones.
+  const env = {};
+  let source, deno;
+  try { source = global.process?.env; deno = global.Deno?.permissions; } catch { /* no process */ }
+  if (source) {
+    for (const key of ENV_KEYS) {
+      try {
+        if (deno && deno.querySync({ name: 'env', variable: key }).state !== 'granted') continue;
+        if (typeof source[key] === 'string') env[key] = source[key];
+      } catch { /* unreadable: unset */ }
+    }
+  }
+  return env;
 }
 
 /** Resolves the traces endpoint: a full .../v1/traces URL, or a base URL. */
@@ -358,7 +388,9 @@ export class Tracing {
     const timeout = setTimeout(() => controller?.abort(), this._config.exportTimeoutMs ?? 30000);
     timeout?.unref?.();
     const init = { method: 'POST', headers: this._exportHeaders, body, signal: controller?.signal };
-    if (transport === SEND_KEEPALIVE) init.keepalive = true;
+    // keepalive only matters where a page can unload under the request; edge
+    // runtimes have no use for it (and some reject unknown fetch fields).
+    if (transport === SEND_KEEPALIVE && global.document) init.keepalive = true;
     const p = Promise.resolve()
       .then(() => this._realFetch.call(global, this._config.endpoint, init))
       .then(async (res) => {

@@ -11,6 +11,7 @@
 #   * Chromium + chromedriver + brotli (Debian packages)
 #   * Python peers in .tools/venv: rotel (collector), FastAPI + OpenTelemetry SDK
 #   * npm dev dependencies (playwright-core) from package.json
+#   * edge runtimes for tests/edge (workerd, Deno, Bun: binaries in npm packages)
 #   * the demo's trace viewer (demo/viewer, Jaeger UI offline), built once
 # Knobs: SETUP_QUIET=1 prints only what it installs.
 set -euo pipefail
@@ -81,6 +82,14 @@ fi
 if [ -f "$ROOT/package.json" ] && ! (cd "$ROOT" && node -e 'require.resolve("playwright-core")' 2>/dev/null); then
   log "npm install (dev dependencies)"
   (cd "$ROOT" && npm install -q --no-audit --no-fund >/dev/null)
+fi
+# 6b. Edge runtimes for tests/edge: workerd, Deno and Bun, pinned in
+#     tests/edge/package.json (their binaries come inside the npm packages).
+if ! (cd "$ROOT/tests/edge" && node -e 'for (const [n, v] of Object.entries(require("./package.json").devDependencies))
+    if (require(n + "/package.json").version !== v) process.exit(1)' \
+    && node_modules/.bin/workerd --version && node_modules/.bin/deno --version && node_modules/.bin/bun --version) >/dev/null 2>&1; then
+  log "npm install tests/edge (workerd, deno, bun)"
+  (cd "$ROOT/tests/edge" && npm install -q --no-audit --no-fund >/dev/null)
 fi
 # 7. The demo's trace viewer (demo/viewer: its own Cargo package and lockfile), built
 #    once; rebuilt only when its manifest, lockfile or sources are newer than the binary.

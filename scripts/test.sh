@@ -12,25 +12,28 @@ passed=0
 stage() { printf '\n=== %s\n' "$1"; }
 ok() { passed=$((passed + 1)); }
 
-stage "1/7 core on the host: unit, property and real-collector tests (cargo test)"
+stage "1/8 core on the host: unit, property and real-collector tests (cargo test)"
 cargo test --all-targets && ok
 
-stage "2/7 build pkg/ (wasm32 release, wasm-bindgen, wasm-opt)"
+stage "2/8 build pkg/ (wasm32 release, wasm-bindgen, wasm-opt)"
 bash scripts/build.sh && ok
 
-stage "3/7 the core and platform layer on wasm32 in Node (wasm-bindgen-test)"
+stage "3/8 the core and platform layer on wasm32 in Node (wasm-bindgen-test)"
 cargo test --target wasm32-unknown-unknown --test wasm && ok
 
-stage "4/7 the same wasm tests in headless Chromium"
+stage "4/8 the same wasm tests in headless Chromium"
 WASM_BINDGEN_USE_BROWSER=1 cargo test --target wasm32-unknown-unknown --test wasm && ok
 
-stage "5/7 the npm package: JS API, exporter and fetch tests in Node against rotel"
+stage "5/8 the npm package: JS API, exporter and fetch tests in Node against rotel"
 node --test --test-concurrency=1 tests/js/ && ok
 
-stage "6/7 browser end-to-end: Chromium + FastAPI/OpenTelemetry backend + rotel"
+stage "6/8 browser end-to-end: Chromium + FastAPI/OpenTelemetry backend + rotel"
 node --test --test-concurrency=1 tests/e2e/ && ok
 
-stage "7/7 backend peer tests (pytest, real rotel)"
+stage "7/8 edge and worker runtimes: Web/Service Worker, workerd, Deno, Bun, Node"
+node --test --test-concurrency=1 tests/edge/ && ok
+
+stage "8/8 backend peer tests (pytest, real rotel)"
 (cd demo/backend && "$ROOT/.tools/venv/bin/python" -m pytest -q -p no:cacheprovider) && ok
 
 printf '\nstages: %d passed, 0 failed\n' "$passed"

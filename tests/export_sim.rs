@@ -27,6 +27,9 @@ struct Sim {
     now: u64,
     next_span: u32,
     hidden: bool,
+    /// A beacon was refused since the page was last hidden (the policy then
+    /// sends what keepalive cannot take by plain fetch).
+    beacons_refused_seen: bool,
     /// Requests the driver is waiting on, with the span ids they carry.
     in_flight: Vec<(Transmit, Vec<u32>)>,
     /// Span ids in some in-flight request.
@@ -70,6 +73,7 @@ impl Sim {
             now: 0,
             next_span: 0,
             hidden: false,
+            beacons_refused_seen: false,
             in_flight: Vec::new(),
             sending: HashSet::new(),
             resolved: HashSet::new(),
@@ -128,13 +132,15 @@ impl Sim {
                         assert!(self.in_flight.len() < self.config.max_concurrent_requests);
                     } else {
                         assert!(
-                            t.spans == 1 && t.bytes > budget,
-                            "plain fetch when hidden: too big for keepalive"
+                            (t.spans == 1 && t.bytes > budget) || self.beacons_refused_seen,
+                            "plain fetch when hidden: too big for keepalive, or after a refused beacon"
                         );
                     }
                 }
                 Transport::FetchKeepalive => {
-                    assert!(self.hidden, "keepalive only when hidden");
+                    if !self.hidden {
+                        assert!(self.in_flight.len() < self.config.max_concurrent_requests);
+                    }
                     self.keepalive_bytes += t.bytes;
                     assert!(self.keepalive_bytes <= budget, "keepalive budget exceeded");
                 }
@@ -147,6 +153,7 @@ impl Sim {
             if t.transport == Transport::Beacon {
                 let accepted = beacon_accepts || self.below(2) == 0;
                 let i = self.in_flight.len() - 1;
+                self.beacons_refused_seen |= !accepted;
                 self.complete(i, Outcome::BeaconAccepted(accepted));
             }
         }
@@ -250,6 +257,9 @@ impl Sim {
             }
             80..=84 => self.policy.flush(self.now),
             85..=90 => {
+                if !self.hidden {
+                    self.beacons_refused_seen = false;
+                }
                 self.hidden = true;
                 self.policy.page_hidden(self.now);
             }

@@ -63,7 +63,7 @@ fn pipeline_encodes_and_batches_on_wasm() {
         assert!(p.poll_request(0).is_none(), "waits for the schedule timer");
         p.flush(0);
         let req = p.poll_request(0).expect("flush sends");
-        assert_eq!(req.transport, Transport::Fetch);
+        assert_eq!(req.transport, Transport::FetchKeepalive);
         match encoding {
             Encoding::Json => {
                 let body = String::from_utf8(req.body.clone()).unwrap();
@@ -139,7 +139,7 @@ fn agent_exports_through_the_host_callbacks() {
     a.flush();
     assert_eq!(sent.length(), 1);
     let call = Array::from(&sent.get(0));
-    assert_eq!(call.get(2).as_f64(), Some(0.0), "plain fetch transport");
+    assert_eq!(call.get(2).as_f64(), Some(1.0), "small batches go keepalive (they survive an unload)");
     let body: Vec<u8> = js_sys::Uint8Array::new(&call.get(1)).to_vec();
     let text = String::from_utf8(body).unwrap();
     assert!(text.contains("\"agent-test\"") && text.contains("staged-attributes-event"), "{text}");
@@ -163,7 +163,7 @@ fn agent_retries_then_uses_keepalive_when_hidden() {
     assert_eq!(stat(&a, "retried"), 1.0);
     assert_eq!(sent.length(), 2, "Retry-After: 0 resends at once");
     let retry = Array::from(&sent.get(1));
-    assert_eq!(retry.get(2).as_f64(), Some(0.0));
+    assert_eq!(retry.get(2).as_f64(), Some(1.0));
     a.on_outcome(retry.get(0).as_f64().unwrap(), 200, None, None);
     assert_eq!(stat(&a, "exported"), 1.0);
     let h = a.start("queued-when-hidden", 0, 0);
@@ -198,5 +198,6 @@ fn clock_tracks_the_wall_clock_with_sub_ms_resolution() {
     assert!(b >= a, "monotonic");
     assert!(((a as f64 / 1e6) - wall).abs() < 1500.0, "within the drift bound of Date.now()");
     assert_eq!(tracelink::web::clock::ms_to_nanos(1.5), 1_500_000);
+    assert_eq!(tracelink::web::clock::ms_to_nanos(1_795_472_911_303.651_367), 1_795_472_911_303_651_000);
     assert_eq!(tracelink::web::clock::ms_to_nanos(-3.0), 0);
 }

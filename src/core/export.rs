@@ -19,9 +19,14 @@
 //! 2. **Queued.** Records leave in arrival order, in requests of at most
 //!    `max_batch_spans` records and `max_batch_bytes` bytes (records plus the
 //!    request framing, so the size is exact). A request leaves as soon as a
-//!    full batch is queued; a partial batch leaves `schedule_delay_ms` (1 s)
-//!    after its first span was queued, or at once on [`flush`], [`shutdown`]
-//!    or page hide. At most `max_concurrent_requests` (2) are in flight.
+//!    full batch is queued, or as soon as the queue holds a keepalive budget's
+//!    worth of bytes (so an unloading page never has more waiting than one
+//!    keepalive request can carry); a partial batch leaves `schedule_delay_ms`
+//!    (1 s) after its first span was queued, or at once on [`flush`],
+//!    [`shutdown`] or page hide. At most `max_concurrent_requests` (2) are in
+//!    flight. A batch that fits the free keepalive budget is sent with
+//!    `keepalive` (it then completes even if the page unloads meanwhile);
+//!    larger ones by plain fetch.
 //! 3. **In flight.** The policy keeps the records of each request until the
 //!    driver reports its [`Outcome`]; the driver borrows them with
 //!    [`records`](ExportPolicy::records) to frame the body. The driver aborts
@@ -68,10 +73,12 @@
 //!   complete. What does not fit is offered to `navigator.sendBeacon`, each
 //!   beacon within the same per-request limit. The browser answers a beacon
 //!   only with accepted or refused: accepted counts as exported (a beacon can't
-//!   see the status); refused puts the records back for keepalive once budget
-//!   frees, and stops beacons until the next page hide (Chromium shares one
-//!   quota between keepalive and beacons, so a refusal means it is full). A
-//!   record too big for keepalive goes by plain fetch, best effort. Retries
+//!   see the status); refused puts the records back and stops beacons until
+//!   the next page hide (Chromium shares one quota between keepalive and
+//!   beacons, so a refusal means it is full). From then on, what keepalive
+//!   budget cannot take goes by plain fetch, best effort: it often completes
+//!   before the page is torn down, and if the page was only hidden it simply
+//!   works. A record too big for keepalive goes by plain fetch too. Retries
 //!   that fall due while hidden also go keepalive. Plain-fetch requests
 //!   already in flight when the page unloads may be cancelled by the browser;
 //!   the driver never reports them and they stay counted as in flight.
@@ -637,20 +644,28 @@ impl ExportPolicy {
         if self.in_flight.len() >= self.config.max_concurrent_requests {
             return None;
         }
+        let queued = self.config.overhead.request_bytes(self.queue.len(), self.queue_bytes);
+        // A batch is due when it is full by count or bytes, or when the queue
+        // holds a keepalive budget's worth: never let more than one keepalive
+        // request's worth wait, so a page that unloads can still send it all.
         let full = self.queue.len() >= self.config.max_batch_spans
-            || self
-                .config
-                .overhead
-                .request_bytes(self.queue.len(), self.queue_bytes)
-                > self.config.max_batch_bytes;
+            || queued > self.config.max_batch_bytes
+            || queued >= self.config.keepalive_budget_bytes;
         if !(full || self.draining) {
             return None;
         }
-        Some((Transport::Fetch, self.fit(self.config.max_batch_bytes)))
+        // Batches that fit the free keepalive budget go keepalive: a request
+        // in flight when the page unloads then still completes.
+        let budget = self.config.keepalive_budget_bytes.saturating_sub(self.keepalive_bytes);
+        match self.fit(budget.min(self.config.max_batch_bytes)) {
+            0 => Some((Transport::Fetch, self.fit(self.config.max_batch_bytes))),
+            n => Some((Transport::FetchKeepalive, n)),
+        }
     }
 
     /// Page-hidden mode: everything, keepalive while the budget lasts, then
-    /// beacons until one is refused.
+    /// beacons until one is refused, then plain fetch (best effort: it may
+    /// complete before the page goes, and if the page stays, it simply works).
     fn plan_urgent(&self) -> Option<(Transport, usize)> {
         let budget = self.config.keepalive_budget_bytes;
         let count = self.fit(budget.saturating_sub(self.keepalive_bytes));
@@ -663,7 +678,7 @@ impl ExportPolicy {
             return Some((Transport::Fetch, 1));
         }
         if self.beacons_refused {
-            return None;
+            return Some((Transport::Fetch, self.fit(self.config.max_batch_bytes)));
         }
         Some((Transport::Beacon, self.fit(budget)))
     }

@@ -60,11 +60,12 @@ impl Clock {
     }
 }
 
-/// Milliseconds (f64) to whole nanoseconds, keeping microsecond precision.
+/// Milliseconds (f64) to nanoseconds, rounded to whole microseconds: the
+/// finest resolution browsers give (5–100 µs), and digits below it would be
+/// noise that compresses badly on the wire. Exact: epoch µs fit in 2^53.
 pub fn ms_to_nanos(ms: f64) -> u64 {
     if !(ms > 0.0) {
         return 0;
     }
-    let whole = ms.trunc();
-    whole as u64 * 1_000_000 + ((ms - whole) * 1e6) as u64
+    (ms * 1000.0).round() as u64 * 1000
 }

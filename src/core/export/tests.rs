@@ -69,7 +69,8 @@ fn full_batch_by_count_leaves_at_once() {
     let t = transmit(&mut p, 0);
     assert_eq!(
         (t.transport, t.spans, t.bytes),
-        (Transport::Fetch, 3, 10 + 3 * 7)
+        (Transport::FetchKeepalive, 3, 10 + 3 * 7),
+        "small batches go keepalive, so they survive an unload"
     );
     assert_eq!(p.records(t.id), &[vec![0; 5], vec![1; 5], vec![9; 5]]);
     assert_eq!(p.poll_transmit(0), None);
@@ -453,30 +454,18 @@ fn hidden_page_splits_into_keepalive_within_budget_then_beacons() {
     let beacon = transmit(&mut p, 10);
     assert_eq!((beacon.transport, beacon.spans), (Transport::Beacon, 2));
     p.on_outcome(beacon.id, Outcome::BeaconAccepted(false), 10);
-    assert_eq!(
-        p.poll_transmit(10),
-        None,
-        "budget full and beacons refused: wait"
-    );
-    assert_eq!(p.poll_timeout(), None);
+    // Budget full and beacons refused: the rest goes by plain fetch, best
+    // effort (it may still complete before the page is gone).
+    let c = transmit(&mut p, 10);
+    assert_eq!((c.transport, c.spans), (Transport::Fetch, 2));
+    assert_eq!(p.records(c.id), &[vec![4; 20], vec![5; 20]], "refused beacon first");
+    let d = transmit(&mut p, 10);
+    assert_eq!((d.transport, d.spans), (Transport::Fetch, 1));
+    assert_eq!(p.poll_transmit(10), None, "everything is on its way");
+    assert_eq!(p.stats().in_flight_keepalive_bytes, 108, "plain fetches use no keepalive budget");
     assert_conserved(&p);
-
     p.on_outcome(a.id, ok(), 20);
-    let c = transmit(&mut p, 20);
-    assert_eq!(c.transport, Transport::FetchKeepalive);
-    assert_eq!(
-        p.records(c.id),
-        &[vec![4; 20], vec![5; 20]],
-        "refused beacon first"
-    );
-    assert_eq!(p.poll_transmit(20), None);
     p.on_outcome(b.id, ok(), 30);
-    let d = transmit(&mut p, 30);
-    assert_eq!(
-        (d.transport, d.spans, d.bytes),
-        (Transport::FetchKeepalive, 1, 32)
-    );
-    assert!(p.stats().in_flight_keepalive_bytes <= 120);
     p.on_outcome(c.id, ok(), 40);
     p.on_outcome(d.id, ok(), 40);
     let s = p.stats();
@@ -577,17 +566,34 @@ fn page_visible_returns_to_normal_batching() {
     let ka = transmit(&mut p, 0);
     let beacon = transmit(&mut p, 0);
     p.on_outcome(beacon.id, Outcome::BeaconAccepted(false), 0);
+    // Beacons refused: the rest by plain fetch.
+    let t = transmit(&mut p, 0);
+    assert_eq!((t.transport, t.spans), (Transport::Fetch, 1));
     assert_eq!(p.poll_transmit(0), None);
     p.page_visible(100);
-    // Left over from hidden mode: sent at once, by plain fetch.
-    let t = transmit(&mut p, 100);
-    assert_eq!((t.transport, t.spans), (Transport::Fetch, 1));
     p.on_outcome(t.id, ok(), 110);
     p.on_outcome(ka.id, ok(), 110);
     p.push(vec![1], 200);
     assert_eq!(p.poll_transmit(200), None, "back to the schedule delay");
     assert_eq!(p.poll_timeout(), Some(1200));
-    assert_eq!(transmit(&mut p, 1200).transport, Transport::Fetch);
+    assert_eq!(transmit(&mut p, 1200).transport, Transport::FetchKeepalive);
+}
+
+#[test]
+fn a_keepalive_budget_of_queued_bytes_leaves_at_once() {
+    // Never more than one keepalive request's worth waits for the timer, so
+    // an unloading page can always send what is queued.
+    let mut p = policy(ExportConfig { keepalive_budget_bytes: 10 + 3 * 22, ..config() });
+    push_n(&mut p, 0, 2, 20);
+    assert_eq!(p.poll_transmit(0), None);
+    p.push(vec![2; 20], 0);
+    let t = transmit(&mut p, 0);
+    assert_eq!((t.transport, t.spans, t.bytes), (Transport::FetchKeepalive, 3, 76));
+    // While that is in flight the budget is used up: the next batch goes plain.
+    push_n(&mut p, 10, 3, 20);
+    let u = transmit(&mut p, 0);
+    assert_eq!((u.transport, u.spans), (Transport::Fetch, 3));
+    assert_conserved(&p);
 }
 
 #[test]
