@@ -113,6 +113,8 @@ export class Tracing {
   currentTraceId(): string;
   injectContext<C extends Headers | Record<string, string>>(carrier?: C): C;
   extractContext(headers: Headers | Record<string, string> | Map<string, string>): RemoteContext | null;
+  /** Sets a baggage entry, sent only with `propagateBaggage` and only where trace headers may go. */
+  setBaggage(key: string, value: string): boolean;
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   instrumentFetch(): void;
   restoreFetch(): void;

@@ -652,6 +652,15 @@ export class Tracing {
     }) ?? null;
   }
 
+  /**
+   * Sets a W3C baggage entry. It travels on traced fetches only with
+   * `propagateBaggage: true`, and only where trace headers may go. Returns
+   * false (and changes nothing) for an invalid key.
+   */
+  setBaggage(key, value) {
+    return this._safe(() => this._agent.setBaggage(String(key), String(value))) ?? false;
+  }
+
   /** A traced `fetch` (same arguments and result as the real one). */
   fetch(...args) {
     return this._fetch(args, this._current);

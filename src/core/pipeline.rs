@@ -214,6 +214,20 @@ impl Pipeline {
         self.baggage.insert(key, value, "").is_ok()
     }
 
+    /// Encodes `spans` as one request the way export does (a record per span,
+    /// then the framing): what a 512-span batch costs, for the bench.
+    #[cfg(feature = "bench-hooks")]
+    pub fn encode_batch(&self, spans: &[super::span::SpanData], out: &mut Vec<u8>) {
+        let mut records = Vec::with_capacity(spans.len());
+        for span in spans {
+            let mut r = Vec::with_capacity(256);
+            otlp::encode_span(self.encoding, span, &mut r);
+            records.push(r);
+        }
+        out.clear();
+        otlp::encode_request(self.encoding, &self.resource, &self.scope, records.iter().map(Vec::as_slice), out);
+    }
+
     /// Every counter, named as `stats()` shows them in JS.
     pub fn stats_fields(&self) -> Vec<(&'static str, u64)> {
         let t = self.tracer.stats();

@@ -409,6 +409,41 @@ impl Agent {
     }
 }
 
+#[cfg(feature = "bench-hooks")]
+#[wasm_bindgen]
+impl Agent {
+    /// Bench only (`--features bench-hooks`): nanoseconds to encode a batch
+    /// of `n` spans of the bench's shape (8 attributes, 1 event) into one OTLP
+    /// request, averaged over `iterations`.
+    #[wasm_bindgen(js_name = encodeBench)]
+    pub fn encode_bench(&mut self, n: u32, iterations: u32) -> f64 {
+        let mut spans = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let t0 = self.clock.unix_nanos();
+            let h = self.pipeline.tracer.start_span("bench.span", SpanKind::Internal, Parent::Root, t0);
+            let tr = &mut self.pipeline.tracer;
+            for (k, v) in [("a1", "value-1"), ("a2", "value-2"), ("a3", "value-3")] {
+                tr.set_attribute(h, KeyValue::new(k, v));
+            }
+            tr.set_attribute(h, KeyValue::new("a4", i64::from(i)));
+            tr.set_attribute(h, KeyValue::new("a5", true));
+            for (k, v) in [("s1", "x"), ("s2", "y"), ("s3", "z")] {
+                tr.set_attribute(h, KeyValue::new(k, v));
+            }
+            tr.add_event(h, "bench.event", t0, vec![KeyValue::new("k", "v")]);
+            if let Some(span) = tr.end_span(h, t0 + 1000) {
+                spans.push(span);
+            }
+        }
+        let mut out = Vec::new();
+        let start = self.clock.mono_ms();
+        for _ in 0..iterations.max(1) {
+            self.pipeline.encode_batch(&spans, &mut out);
+        }
+        (self.clock.mono_ms() - start) * 1e6 / f64::from(iterations.max(1))
+    }
+}
+
 /// The `desc` of a `traceparent` or `trace` entry in a Server-Timing header.
 fn server_timing_traceparent(header: &str) -> Option<String> {
     header.split(',').find_map(|entry| {

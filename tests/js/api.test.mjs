@@ -307,3 +307,23 @@ test('a span never ended twice; API misuse never throws', async () => {
   assert.equal(t.stats().internalErrors, 0);
   await t.shutdown();
 });
+
+test('baggage goes only where allowed, percent-encoded, and only when enabled', async () => {
+  const other = await listen((req, res) => { received.push({ url: '/bag-other' + req.url, headers: req.headers }); res.end('x'); });
+  const t = await tracing({ propagateBaggage: true });
+  assert.equal(t.setBaggage('user.tier', 'gold plus'), true);
+  assert.equal(t.setBaggage('bad key', 'x'), false);
+  await t.traceOperation('bag', async () => {
+    await (await t.fetch(`${urlOf(backend)}/bag`)).text();
+    await (await t.fetch(`${urlOf(other)}/x`)).text();
+  });
+  assert.equal(lastReceived('/bag').headers.baggage, 'user.tier=gold%20plus');
+  assert.equal(lastReceived('/bag-other/x').headers.baggage, undefined);
+  await t.shutdown();
+  const off = await tracing();
+  off.setBaggage('k', 'v');
+  await off.traceOperation('nobag', async () => { await (await off.fetch(`${urlOf(backend)}/nobag`)).text(); });
+  assert.equal(lastReceived('/nobag').headers.baggage, undefined, 'off unless propagateBaggage');
+  other.close();
+  await off.shutdown();
+});
