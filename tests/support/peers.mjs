@@ -1,7 +1,9 @@
 // Real peers for tracelink's end-to-end tests and demo, on free 127.0.0.1 ports:
 //
 //   startCollector()     rotel, a real OpenTelemetry collector (Python wheel in .tools/venv),
-//                        with every span it decodes read back from a JSONL file
+//                        with every span it decodes read back from a JSONL file, optionally
+//                        forwarding over OTLP/gRPC (to the viewer)
+//   startViewer()        the demo's trace viewer (demo/viewer: Jaeger UI offline + JSON API)
 //   startBackend()       the FIR desk FastAPI backend (demo/backend), OpenTelemetry-instrumented
 //   startStaticServer()  files with browser-correct MIME types, plus test handlers:
 //                        recorder() (records requests) and corsFront() (CORS in front of rotel)
@@ -9,6 +11,8 @@
 // Every process started here is stopped by stop() / stopAll(), and killed when this
 // Node process exits (normally, by an uncaught error, or on SIGINT/SIGTERM/SIGHUP).
 // freePort() and request() (plain HTTP without connection reuse) are exported for tests.
+// A long-running program (scripts/demo.mjs) calls delegateStopSignals() to stop peers
+// gracefully on its own signal handlers instead.
 // Node stdlib only. Python side: scripts/setup.sh creates .tools/venv.
 
 import { execFileSync, spawn } from 'node:child_process';
@@ -70,12 +74,14 @@ async function requireFree(what, port) {
 const live = new Set(); // { stop(), killNow() } for processes and servers
 
 let cleanupInstalled = false;
+let signalsDelegated = false;
 function installCleanup() {
   if (cleanupInstalled) return;
   cleanupInstalled = true;
   process.on('exit', killAllNow);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.once(signal, () => {
+      if (signalsDelegated) return; // the caller's own handler stops the peers
       killAllNow();
       // Default action (terminate with this signal) unless someone else handles it.
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
@@ -86,6 +92,16 @@ function installCleanup() {
 function killAllNow() {
   for (const peer of live) peer.killNow();
   live.clear();
+}
+
+/**
+ * For a long-running caller with its own SIGINT/SIGTERM/SIGHUP handlers that stop the peers
+ * gracefully (stop() / stopAll()): this module's handlers then leave the peers alone. The
+ * last resort stays: whatever is still running when this Node process exits is SIGKILLed.
+ */
+export function delegateStopSignals() {
+  installCleanup();
+  signalsDelegated = true;
 }
 
 /** Stop every peer started by this module (processes get SIGTERM, then SIGKILL). */
@@ -212,14 +228,6 @@ function rotelAgent() {
   return agentInfo;
 }
 
-/**
- * Start rotel receiving OTLP/HTTP and OTLP/gRPC on free ports; it exports nowhere, and every
- * span it decodes is appended to `spansFile` (JSONL, one span per line: traceId, spanId,
- * parentSpanId, name, kind, attributes, events, links, status, resource, scope, ...).
- *
- * Returns { httpUrl, tracesUrl, grpcPort, spansFile, logFile, readSpans(), processorErrors(),
- *           waitForSpans(what, timeoutMs), stop() }.
- */
 /** A typed OTLP value from the read-back ({intValue: 5}) as plain JSON (5). */
 function plainValue(v) {
   if (v === null || typeof v !== 'object') return v;
@@ -244,25 +252,42 @@ export function flattenSpan(record) {
   };
 }
 
-export async function startCollector({ spansFile } = {}) {
+/**
+ * Start rotel receiving OTLP/HTTP and OTLP/gRPC (on free ports unless `httpPort` / `grpcPort`
+ * are given). By default it exports nowhere; with `forwardGrpc` ('127.0.0.1:PORT' or
+ * 'http://127.0.0.1:PORT', e.g. a viewer's grpcAddress) it forwards every span there over
+ * OTLP/gRPC. With `readBack` (default true) every span it decodes is also appended to
+ * `spansFile` (JSONL, one span per line: traceId, spanId, parentSpanId, name, kind,
+ * attributes, events, links, status, resource, scope, ...); `readBack: false` runs no
+ * span processor (readSpans() then stays empty).
+ *
+ * Returns { httpUrl, tracesUrl, grpcPort, spansFile, logFile, readSpans(), processorErrors(),
+ *           waitForSpans(what, timeoutMs), exited, stop() }; `exited` resolves with
+ *           { code, signal } (or { error }) when the process ends.
+ */
+export async function startCollector({ spansFile, httpPort, grpcPort, forwardGrpc, readBack = true } = {}) {
   const { agent, libdir } = rotelAgent();
-  if (!fs.existsSync(PROCESSOR)) throw new Error(`collector: span processor ${PROCESSOR} is missing`);
+  if (readBack && !fs.existsSync(PROCESSOR)) throw new Error(`collector: span processor ${PROCESSOR} is missing`);
   const dir = workDir();
   spansFile ??= path.join(dir, 'spans.jsonl');
   fs.writeFileSync(spansFile, '');
-  const httpPort = await freePort();
-  const grpcPort = await freePort();
+  httpPort ||= await freePort();
+  grpcPort ||= await freePort();
   await requireFree('collector (OTLP/HTTP)', httpPort);
   await requireFree('collector (OTLP/gRPC)', grpcPort);
 
   const env = { ...process.env, TRACELINK_SPANS_FILE: spansFile };
   if (libdir) env.LD_LIBRARY_PATH = [libdir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
+  const exporter = forwardGrpc
+    ? ['--exporter', 'otlp', '--otlp-exporter-protocol', 'grpc',
+      '--otlp-exporter-endpoint', /^https?:\/\//.test(forwardGrpc) ? forwardGrpc : `http://${forwardGrpc}`]
+    : ['--exporter', 'blackhole'];
   const proc = launch('collector (rotel)', agent, [
     'start',
     '--otlp-http-endpoint', `${HOST}:${httpPort}`,
     '--otlp-grpc-endpoint', `${HOST}:${grpcPort}`,
-    '--otlp-with-trace-processor', PROCESSOR,
-    '--exporter', 'blackhole',
+    ...(readBack ? ['--otlp-with-trace-processor', PROCESSOR] : []),
+    ...exporter,
     '--batch-timeout', '50ms',
   ], { env, cwd: dir, logFile: path.join(dir, 'rotel.out') });
 
@@ -320,6 +345,78 @@ export async function startCollector({ spansFile } = {}) {
         await sleep(50);
       }
     },
+    exited: proc.exited,
+    stop: proc.stop,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Viewer: demo/viewer (Jaeger UI offline over an in-memory store)
+
+const VIEWER_BIN = path.join(ROOT, 'demo', 'viewer', 'target', 'release', 'tracelink-viewer');
+const VIEWER_BANNER = /^viewer ui=(\S+) grpc=(\S+) http=(\S+)$/m;
+
+/**
+ * Start the trace viewer (`demo/viewer`, built by scripts/setup.sh) with its Jaeger UI and JSON
+ * API on `uiPort`, OTLP/gRPC on `grpcPort` and OTLP/HTTP on `httpPort` (each a free port when
+ * not given). Ready once its first stdout line (every listener bound) has been printed.
+ *
+ * Returns { uiUrl, grpcAddress ('127.0.0.1:PORT', for startCollector's forwardGrpc), httpUrl,
+ *           tracesUrl, logFile, trace(traceId), waitForTrace(traceId, until, timeoutMs),
+ *           exited, stop() }. trace() is the Jaeger API's trace object
+ *           ({ traceID, spans, processes }) or null; waitForTrace() polls until it exists
+ *           and `until(trace)` (default: any trace) is true.
+ */
+export async function startViewer({ uiPort, grpcPort, httpPort, maxTraces } = {}) {
+  if (!fs.existsSync(VIEWER_BIN)) {
+    throw new Error(`viewer: ${VIEWER_BIN} is missing: run scripts/setup.sh (it builds demo/viewer)`);
+  }
+  uiPort ||= await freePort();
+  grpcPort ||= await freePort();
+  httpPort ||= await freePort();
+  await requireFree('viewer (Jaeger UI)', uiPort);
+  await requireFree('viewer (OTLP/gRPC)', grpcPort);
+  await requireFree('viewer (OTLP/HTTP)', httpPort);
+  const dir = workDir();
+  const args = ['--ui', `${HOST}:${uiPort}`, '--grpc', `${HOST}:${grpcPort}`, '--http', `${HOST}:${httpPort}`];
+  if (maxTraces) args.push('--max-traces', String(maxTraces));
+  const proc = launch('viewer (demo/viewer)', VIEWER_BIN, args,
+    { env: { ...process.env }, cwd: dir, logFile: path.join(dir, 'viewer.out') });
+  let banner = null;
+  await waitReady(proc, uiPort, async () => {
+    banner = fs.readFileSync(proc.logFile, 'utf8').match(VIEWER_BANNER);
+    return banner !== null;
+  }, 15_000);
+  const [, uiUrl, grpcAddress, httpUrl] = banner;
+
+  const trace = async (traceId) => {
+    const res = await request(`${uiUrl}/api/traces/${traceId}`);
+    if (res.status === 404) return null;
+    if (res.status !== 200) throw new Error(`viewer: GET /api/traces/${traceId}: ${res.status} ${res.body}`);
+    return JSON.parse(res.body.toString('utf8')).data?.[0] ?? null;
+  };
+  return {
+    uiUrl,
+    grpcAddress,
+    httpUrl,
+    tracesUrl: `${httpUrl}/v1/traces`,
+    logFile: proc.logFile,
+    trace,
+    async waitForTrace(traceId, until = () => true, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = await trace(traceId);
+        if (found && until(found)) return found;
+        if (proc.exit) throw new Error(`viewer ${describeExit(proc.exit)}; log tail:\n${tail(proc.logFile)}`);
+        if (Date.now() > deadline) {
+          const names = (found?.spans ?? []).map((s) => s.operationName).join(', ');
+          throw new Error(`viewer: trace ${traceId} ${found ? `incomplete after ${timeoutMs} ms (spans: ${names})`
+            : `not found after ${timeoutMs} ms`}`);
+        }
+        await sleep(100);
+      }
+    },
+    exited: proc.exited,
     stop: proc.stop,
   };
 }
@@ -335,7 +432,7 @@ export async function startCollector({ spansFile } = {}) {
  * corsOrigins: '*', an origin, or an array of origins (default '*'; [] or '' = no CORS).
  * staticDir / pkgDir: served at / and /pkg/. env: extra variables (see demo/backend/settings.py);
  * a BACKEND_PORT there replaces the free port.
- * Returns { url, port, relayUrl, logFile, stop() }.
+ * Returns { url, port, relayUrl, logFile, exited, stop() }.
  */
 export async function startBackend({ collectorUrl, corsOrigins = '*', staticDir, pkgDir, env = {} } = {}) {
   if (!collectorUrl) throw new Error('backend: collectorUrl is required (e.g. collector.httpUrl)');
@@ -360,7 +457,7 @@ export async function startBackend({ collectorUrl, corsOrigins = '*', staticDir,
     { env: vars, cwd: ROOT, logFile: path.join(dir, 'backend.out') });
   const url = `http://${HOST}:${port}`;
   await waitReady(proc, port, async () => (await request(`${url}/healthz`)).status === 200, 30_000);
-  return { url, port, relayUrl: `${url}/otlp/v1/traces`, logFile: proc.logFile, stop: proc.stop };
+  return { url, port, relayUrl: `${url}/otlp/v1/traces`, logFile: proc.logFile, exited: proc.exited, stop: proc.stop };
 }
 
 // ---------------------------------------------------------------------------------------------
