@@ -74,7 +74,6 @@ fn pipeline_encodes_and_batches_on_wasm() {
             }
             Encoding::Protobuf => assert_eq!(req.body[0], 0x0a, "field 1 (resource_spans), length-delimited"),
         }
-        assert_eq!(otlp::encode_spans(encoding, &Default::default(), &Default::default(), &[]).is_empty(), false);
         p.on_response(req.id, Response::Http { status: 200, retry_after: None, body: None }, 1, 0);
         assert!(p.is_idle());
         let exported = p.stats_fields().into_iter().find(|(k, _)| *k == "exported").unwrap().1;
@@ -112,8 +111,8 @@ fn agent(json: bool) -> (Agent, Array, Array) {
     let sent = Array::new();
     let timers = Array::new();
     let send = Function::new_with_args("id, body, transport", "this.push([id, body, transport]); return true;");
-    let send = send.bind(&sent);
-    let set_timer = Function::new_with_args("ms", "this.push(ms);").bind(&timers);
+    let send = send.bind0(&sent);
+    let set_timer = Function::new_with_args("ms", "this.push(ms);").bind0(&timers);
     let cfg = js_sys::Object::new();
     Reflect::set(&cfg, &"serviceName".into(), &"agent-test".into()).unwrap();
     Reflect::set(&cfg, &"json".into(), &JsValue::from_bool(json)).unwrap();

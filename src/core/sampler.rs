@@ -18,6 +18,7 @@ pub struct Sampler {
 
 impl Sampler {
     /// Samples roots with probability `ratio`, clamped to `[0, 1]`; NaN is 0.
+    #[allow(clippy::manual_clamp)]
     pub fn ratio(ratio: f64) -> Sampler {
         // max/min, not clamp: clamp's panic path pulls float formatting into wasm.
         let ratio = if ratio.is_nan() { 0.0 } else { ratio.max(0.0).min(1.0) };

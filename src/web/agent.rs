@@ -283,7 +283,9 @@ impl Agent {
         let t = &mut self.pipeline.tracer;
         t.set_attribute(handle, KeyValue::new("http.response.status_code", i64::from(status)));
         if status >= 400 {
-            t.set_attribute(handle, KeyValue::new("error.type", decimal(status)));
+            let mut digits = Vec::with_capacity(3);
+            crate::core::otlp::push_decimal(&mut digits, status.into());
+            t.set_attribute(handle, KeyValue::new("error.type", String::from_utf8(digits).unwrap_or_default()));
             t.set_status(handle, Status::Error(String::new()));
         }
         let server = trace_context::parse_traceparent(traceresponse.trim())
@@ -336,9 +338,7 @@ impl Agent {
 
     /// Exports everything queued now (`idle()` turns true when done).
     pub fn flush(&mut self) {
-        let now = self.clock.mono_ms() as u64;
-        self.pipeline.flush(now);
-        self.drive(now);
+        self.at_now(Pipeline::flush);
     }
 
     /// Nothing queued and nothing in flight.
@@ -349,24 +349,18 @@ impl Agent {
     /// The page is being hidden or unloaded: send everything with keepalive.
     #[wasm_bindgen(js_name = pageHidden)]
     pub fn page_hidden(&mut self) {
-        let now = self.clock.mono_ms() as u64;
-        self.pipeline.page_hidden(now);
-        self.drive(now);
+        self.at_now(Pipeline::page_hidden);
     }
 
     /// The page is visible again.
     #[wasm_bindgen(js_name = pageVisible)]
     pub fn page_visible(&mut self) {
-        let now = self.clock.mono_ms() as u64;
-        self.pipeline.page_visible(now);
-        self.drive(now);
+        self.at_now(Pipeline::page_visible);
     }
 
     /// Stops accepting spans (later ones are dropped and counted).
     pub fn shutdown(&mut self) {
-        let now = self.clock.mono_ms() as u64;
-        self.pipeline.shutdown(now);
-        self.drive(now);
+        self.at_now(Pipeline::shutdown);
     }
 
     /// Counters as a plain object (see `Tracing.stats()` in the JS docs).
@@ -376,6 +370,14 @@ impl Agent {
             let _ = Reflect::set(&out, &JsValue::from_str(k), &JsValue::from_f64(v as f64));
         }
         out
+    }
+
+    /// Feeds the pipeline an event at the current time, then sends what it
+    /// asks for.
+    fn at_now(&mut self, event: impl FnOnce(&mut Pipeline, u64)) {
+        let now = self.clock.mono_ms() as u64;
+        event(&mut self.pipeline, now);
+        self.drive(now);
     }
 
     /// Sends what the policy wants sent and re-arms the timer.
@@ -459,17 +461,3 @@ fn server_timing_traceparent(header: &str) -> Option<String> {
     })
 }
 
-/// `n` in decimal, without pulling `core::fmt` into the wasm.
-fn decimal(mut n: u16) -> String {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    digits[i..].iter().map(|&d| d as char).collect()
-}

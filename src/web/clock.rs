@@ -13,12 +13,20 @@ use wasm_bindgen::{JsCast, JsValue};
 /// Re-anchor when the high-resolution clock and the wall clock disagree by more.
 pub const MAX_DRIFT_MS: f64 = 1000.0;
 
+/// The platform clock; see the module docs.
 pub struct Clock {
     now: Option<(JsValue, Function)>,
     anchor_ms: f64,
 }
 
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock::new()
+    }
+}
+
 impl Clock {
+    /// Reads `performance` once; falls back to `Date.now()` without it.
     pub fn new() -> Clock {
         let perf = Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok().filter(|p| p.is_object());
         let now = perf.as_ref().and_then(|p| {
@@ -64,7 +72,7 @@ impl Clock {
 /// finest resolution browsers give (5–100 µs), and digits below it would be
 /// noise that compresses badly on the wire. Exact: epoch µs fit in 2^53.
 pub fn ms_to_nanos(ms: f64) -> u64 {
-    if !(ms > 0.0) {
+    if ms.is_nan() || ms <= 0.0 {
         return 0;
     }
     (ms * 1000.0).round() as u64 * 1000

@@ -244,7 +244,8 @@ fn count(out: &mut Vec<u8>, name: &str, n: u32) {
     }
 }
 
-fn decimal(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` in decimal (no `core::fmt`: it would cost wasm size).
+pub fn decimal(out: &mut Vec<u8>, mut v: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {

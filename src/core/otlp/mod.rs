@@ -27,6 +27,9 @@ mod float;
 mod json;
 mod proto;
 
+/// Appends an unsigned integer in decimal, without `core::fmt`.
+pub use json::decimal as push_decimal;
+
 use crate::core::id::SpanId;
 use crate::core::span::{Array, Resource, Scope, SpanContext, SpanData, Value};
 
