@@ -7,7 +7,7 @@
 
 use tracelink::core::export::Transport;
 use tracelink::core::id::IdGenerator;
-use tracelink::core::otlp::{self, Encoding};
+use tracelink::core::otlp::Encoding;
 use tracelink::core::pipeline::{Pipeline, PipelineConfig, Response};
 use tracelink::core::span::{KeyValue, SpanKind};
 use tracelink::core::trace_context;
