@@ -111,7 +111,9 @@ export class Tracing {
   addTraceAttributes(attributes: Attributes): void;
   addTraceEvent(name: string, attributes?: Attributes): void;
   currentTraceId(): string;
-  injectContext<C extends Headers | Record<string, string>>(carrier?: C): C;
+  /** Writes `traceparent` (and `tracestate`) of the current span into `carrier` and returns it. */
+  injectContext(carrier: Headers): Headers;
+  injectContext(carrier?: Record<string, string>): Record<string, string> & { traceparent?: string; tracestate?: string };
   extractContext(headers: Headers | Record<string, string> | Map<string, string>): RemoteContext | null;
   /** Sets a baggage entry, sent only with `propagateBaggage` and only where trace headers may go. */
   setBaggage(key: string, value: string): boolean;

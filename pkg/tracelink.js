@@ -694,13 +694,16 @@ export class Tracing {
   flush(timeoutMs = 30000) {
     return new Promise((resolve) => {
       if (this._broken) return resolve();
-      this._flushWaiters.push(resolve);
-      const t = setTimeout(() => {
-        const i = this._flushWaiters.indexOf(resolve);
+      // This timer is deliberately not unref'd: while a flush is awaited,
+      // Node/Deno/Bun must not exit under it (the export timers are unref'd).
+      let timer;
+      const done = () => { clearTimeout(timer); resolve(); };
+      this._flushWaiters.push(done);
+      timer = setTimeout(() => {
+        const i = this._flushWaiters.indexOf(done);
         if (i >= 0) this._flushWaiters.splice(i, 1);
         resolve();
       }, timeoutMs);
-      t?.unref?.();
       this._safe(() => this._agent.flush());
       this._settleFlush();
     });

@@ -108,3 +108,24 @@ test('collector down: the queue stays bounded and every drop is counted', async 
   const end = t.stats();
   assert.equal(end.exported + end.queued + end.inFlight + end.dropped, 5000);
 });
+
+test('await flush() holds a Node process until it settles, even while exports wait to retry', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const dead = http.createServer();
+  await new Promise((r) => dead.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${dead.address().port}/v1/traces`;
+  dead.close();
+  const script = `
+    import { readFileSync } from 'node:fs';
+    const { setupTracing } = await import(${JSON.stringify(new URL('pkg/tracelink.js', root).href)});
+    const t = await setupTracing({ serviceName: 'exit', otlpEndpoint: ${JSON.stringify(url)}, wasm: readFileSync(${JSON.stringify(new URL('pkg/tracelink_wasm_bg.wasm', root).pathname)}), env: {} });
+    t.startSpan('s').end();
+    await t.flush(800);
+    console.log(JSON.stringify(t.stats()));
+  `;
+  // Before the fix, the unref'd timers let Node exit with the flush pending (code 13).
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  const stats = JSON.parse(out.trim());
+  assert.ok(stats.retried >= 1, 'it was retrying while the flush waited');
+  assert.equal(stats.queued + stats.inFlight + stats.exported + stats.dropped, 1, 'the span is accounted for');
+});
