@@ -33,7 +33,8 @@ node --test --test-concurrency=1 tests/e2e/ && ok
 stage "7/8 edge and worker runtimes: Web/Service Worker, workerd, Deno, Bun, Node"
 node --test --test-concurrency=1 tests/edge/ && ok
 
-stage "8/8 backend peer tests (pytest, real rotel)"
-(cd demo/backend && "$ROOT/.tools/venv/bin/python" -m pytest -q -p no:cacheprovider) && ok
+stage "8/8 the demo's own programs: backend (pytest, real rotel) and trace viewer (cargo test)"
+(cd demo/backend && "$ROOT/.tools/venv/bin/python" -m pytest -q -p no:cacheprovider) \
+  && cargo test --manifest-path demo/viewer/Cargo.toml --locked && ok
 
 printf '\nstages: %d passed, 0 failed\n' "$passed"
