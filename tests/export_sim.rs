@@ -94,6 +94,11 @@ impl Sim {
         let mut record = self.next_span.to_le_bytes().to_vec();
         record.resize(len, 0xab);
         self.next_span += 1;
+        // Like the pipeline: half the time ask first whether the span would be
+        // dropped anyway (then it is never encoded, and counted the same).
+        if self.below(2) == 0 && self.policy.drop_if_full() {
+            return;
+        }
         self.policy.push(record, self.now);
     }
 

@@ -475,6 +475,24 @@ impl ExportPolicy {
         }
     }
 
+    /// Counts the next span as dropped, without its record, when
+    /// [`push`](Self::push) would surely drop it: after shutdown, or with
+    /// `max_queue_spans` spans already held. Lets the driver skip encoding
+    /// spans that cannot be kept (a tight loop under overload). Returns
+    /// whether it dropped; counted exactly as `push` would count it.
+    pub fn drop_if_full(&mut self) -> bool {
+        let counter = if self.shutdown_deadline.is_some() {
+            &mut self.stats.dropped_shutdown
+        } else if self.queue.len() + self.in_flight_spans >= self.config.max_queue_spans {
+            &mut self.stats.dropped_queue_full
+        } else {
+            return false;
+        };
+        *counter += 1;
+        self.stats.pushed += 1;
+        true
+    }
+
     /// The next request to send, if one is due: call in a loop until `None`.
     #[must_use = "the request is in flight until its outcome is reported"]
     pub fn poll_transmit(&mut self, now: u64) -> Option<Transmit> {

@@ -119,6 +119,9 @@ impl Pipeline {
     /// `want_json`, also returns the span as OTLP JSON (console export).
     pub fn end_span(&mut self, h: SpanHandle, end_unix_nano: u64, now_ms: u64, want_json: bool) -> Option<String> {
         let span = self.tracer.end_span(h, end_unix_nano)?;
+        if self.policy.drop_if_full() {
+            return None; // counted; not worth encoding
+        }
         self.record.clear();
         otlp::encode_span(self.encoding, &span, &mut self.record);
         self.policy.push(self.record.clone(), now_ms);

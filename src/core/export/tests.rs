@@ -711,3 +711,19 @@ fn record_in_flight_when_overhead_grows_is_dropped_on_retry() {
     assert_eq!(p.records(r.id), &[vec![1; 10]]);
     assert_conserved(&p);
 }
+
+#[test]
+fn drop_if_full_counts_like_push_without_a_record() {
+    let mut p = policy(ExportConfig { max_queue_spans: 2, ..config() });
+    assert!(!p.drop_if_full());
+    push_n(&mut p, 0, 2, 5);
+    assert!(p.drop_if_full(), "queue at its span bound");
+    assert_eq!(p.stats().dropped_queue_full, 1);
+    assert_conserved(&p);
+    p.shutdown(1);
+    let t = transmit(&mut p, 1);
+    p.on_outcome(t.id, ok(), 2);
+    assert!(p.drop_if_full(), "after shutdown");
+    assert_eq!(p.stats().dropped_shutdown, 1);
+    assert_conserved(&p);
+}
