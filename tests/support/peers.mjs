@@ -78,7 +78,10 @@ let signalsDelegated = false;
 function installCleanup() {
   if (cleanupInstalled) return;
   cleanupInstalled = true;
-  process.on('exit', killAllNow);
+  process.on('exit', (code) => {
+    killAllNow();
+    removeWorkDirs(code);
+  });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.once(signal, () => {
       if (signalsDelegated) return; // the caller's own handler stops the peers
@@ -117,8 +120,24 @@ function tail(file, lines = 30) {
   }
 }
 
+const workDirs = new Set();
+
 function workDir() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'tracelink-peers-'));
+  installCleanup();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tracelink-peers-'));
+  workDirs.add(dir);
+  return dir;
+}
+
+/**
+ * Removes the peers' log directories when this process exits cleanly; they
+ * stay after a failure (the error names them) or with TRACELINK_KEEP_PEER_LOGS=1.
+ */
+function removeWorkDirs(code) {
+  if (code !== 0 || process.env.TRACELINK_KEEP_PEER_LOGS === '1') return;
+  for (const dir of workDirs) {
+    try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* already gone */ }
+  }
 }
 
 /** Spawn `command` in its own process group, output to `logFile`, tracked for cleanup. */
