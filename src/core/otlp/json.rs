@@ -53,28 +53,26 @@ pub(super) fn span_record(out: &mut Vec<u8>, span: &SpanData) {
     quoted_decimal(out, span.end_time_unix_nano);
     attributes(out, "attributes", &span.attributes);
     count(out, "droppedAttributesCount", span.dropped_attributes_count);
-    if !span.events.is_empty() {
-        key(out, "events");
-        out.push(b'[');
-        for (i, e) in span.events.iter().enumerate() {
-            comma(out, i);
-            event(out, e);
-        }
-        out.push(b']');
-    }
+    list(out, "events", &span.events, event);
     count(out, "droppedEventsCount", span.dropped_events_count);
-    if !span.links.is_empty() {
-        key(out, "links");
-        out.push(b'[');
-        for (i, l) in span.links.iter().enumerate() {
-            comma(out, i);
-            link(out, l);
-        }
-        out.push(b']');
-    }
+    list(out, "links", &span.links, link);
     count(out, "droppedLinksCount", span.dropped_links_count);
     status(out, &span.status);
     out.push(b'}');
+}
+
+/// `"name":[item,item,...]`, or nothing for an empty list.
+fn list<T>(out: &mut Vec<u8>, name: &str, items: &[T], item: fn(&mut Vec<u8>, &T)) {
+    if items.is_empty() {
+        return;
+    }
+    key(out, name);
+    out.push(b'[');
+    for (i, x) in items.iter().enumerate() {
+        comma(out, i);
+        item(out, x);
+    }
+    out.push(b']');
 }
 
 fn event(out: &mut Vec<u8>, e: &Event) {
