@@ -22,14 +22,14 @@
 //! as a string. The protobuf encoding carries the double unchanged.
 
 use super::{float, for_each_element, link_flags, scalar, span_flags, Scalar};
-use crate::core::span::{Event, KeyValue, Link, Resource, Scope, SpanData, Status, Value};
+use crate::core::span::{Event, KeyValue, Link, Resource, Scope, SpanContext, SpanData, Status, Value};
 
 /// Everything after the last record.
 pub(super) const REQUEST_TAIL: &[u8] = b"]}]}]}";
 
-/// Appends one span as a JSON `Span` object.
-pub(super) fn span_record(out: &mut Vec<u8>, span: &SpanData) {
-    let ctx = &span.span_context;
+/// Opens an object with a context's `traceId`, `spanId` and `traceState`
+/// (spans and links share them).
+fn context_fields(out: &mut Vec<u8>, ctx: &SpanContext) {
     out.extend_from_slice(b"{\"traceId\":");
     hex(out, &ctx.trace_id.0);
     key(out, "spanId");
@@ -38,6 +38,12 @@ pub(super) fn span_record(out: &mut Vec<u8>, span: &SpanData) {
         key(out, "traceState");
         string(out, &ctx.trace_state);
     }
+}
+
+/// Appends one span as a JSON `Span` object.
+pub(super) fn span_record(out: &mut Vec<u8>, span: &SpanData) {
+    let ctx = &span.span_context;
+    context_fields(out, ctx);
     if span.parent_span_id.is_valid() {
         key(out, "parentSpanId");
         hex(out, &span.parent_span_id.0);
@@ -87,14 +93,7 @@ fn event(out: &mut Vec<u8>, e: &Event) {
 
 fn link(out: &mut Vec<u8>, l: &Link) {
     let ctx = &l.span_context;
-    out.extend_from_slice(b"{\"traceId\":");
-    hex(out, &ctx.trace_id.0);
-    key(out, "spanId");
-    hex(out, &ctx.span_id.0);
-    if !ctx.trace_state.is_empty() {
-        key(out, "traceState");
-        string(out, &ctx.trace_state);
-    }
+    context_fields(out, ctx);
     attributes(out, "attributes", &l.attributes);
     count(out, "droppedAttributesCount", l.dropped_attributes_count);
     count(out, "flags", link_flags(ctx));
