@@ -20,7 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const PKG_FILES = ['tracelink.js', 'tracelink_wasm.js', 'tracelink_wasm_bg.wasm'];
+export const PKG_FILES = ['tracelink.js', 'context.js', 'tracelink_wasm.js', 'tracelink_wasm_bg.wasm'];
 
 /** The one esbuild configuration both sides use. */
 export const ESBUILD_OPTIONS = {

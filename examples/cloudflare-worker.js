@@ -5,11 +5,12 @@
 import wasm from 'tracelink/tracelink_wasm_bg.wasm';
 import { setupTracing } from 'tracelink';
 
-let tracing; // one per isolate, shared by its requests
+let ready; // one tracing setup per isolate, shared by its requests
 
 export default {
   async fetch(request, env, ctx) {
-    tracing ??= await setupTracing({ wasm, env, propagateTo: [env.API_URL] }); // OTEL_* from env
+    ready ??= setupTracing({ wasm, env, propagateTo: [env.API_URL] }); // OTEL_* from env
+    const tracing = await ready; // concurrent first requests share one setup
     const parent = tracing.extractContext(request.headers); // continue the caller's trace, if any
     const response = await tracing.traceOperation(`${request.method} worker`, { kind: 'server', parent }, async (span) => {
       const res = await tracing.fetch(`${env.API_URL}/api/ping`); // carries traceparent

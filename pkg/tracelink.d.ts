@@ -11,7 +11,15 @@ export interface RemoteContext {
   traceFlags: number;
   traceparent: string;
   tracestate: string;
+  /** The received `baggage` header, validated ('' if none); inherited by spans started under this context. */
+  baggage: string;
 }
+
+/** Something that carries the current context across awaits: AsyncLocalStorage (class or instance) or AsyncContext.Variable. */
+export type AsyncContextCarrier =
+  | { new (): { run<R>(store: unknown, fn: (...args: any[]) => R, ...args: any[]): R; getStore(): unknown } }
+  | { run<R>(store: unknown, fn: (...args: any[]) => R, ...args: any[]): R; getStore(): unknown }
+  | { run<R>(value: unknown, fn: (...args: any[]) => R, ...args: any[]): R; get(): unknown };
 
 export interface TracingOptions {
   /** `service.name` (or OTEL_SERVICE_NAME). */
@@ -54,6 +62,14 @@ export interface TracingOptions {
   maxExportBatchSize?: number;
   /** Abort an export request after this many ms. Default 30000. */
   exportTimeoutMillis?: number;
+  /**
+   * How the current span follows async work. Default: TC39 AsyncContext where
+   * it exists, else AsyncLocalStorage found at setup (Node, Deno, Bun, workerd
+   * with nodejs_als / nodejs_compat), else the browser's task-scoped rules
+   * (README: "Context across await"). Pass AsyncLocalStorage where it cannot be
+   * found on its own; `false` forces the task-scoped rules.
+   */
+  asyncContext?: AsyncContextCarrier | false;
 }
 
 export interface SpanOptions {
@@ -80,6 +96,11 @@ export class Span {
   readonly traceparent: string;
   /** A traced fetch whose parent is this span (for concurrent code). */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /**
+   * Runs `fn(...args)` with this span current (OpenTelemetry's `context.with`):
+   * spans, fetches, correlation id and baggage inside belong to it.
+   */
+  run<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): R;
 }
 
 export interface TracingStats {
@@ -100,22 +121,30 @@ export interface TracingStats {
   failedRequests: number;
   internalErrors: number;
   broken: boolean;
-  [counter: string]: number | boolean;
+  /** Spans started with no parent because the context could not be known while an operation was open (task-scoped store only). */
+  parentUnknown: number;
+  /** The context mechanism: 'AsyncContext', 'AsyncLocalStorage' or 'task'. */
+  contextMode: string;
+  [counter: string]: number | boolean | string;
 }
 
 export class Tracing {
   traceOperation<T>(name: string, fn: (span: Span) => T): T;
   traceOperation<T>(name: string, options: SpanOptions | undefined, fn: (span: Span) => T): T;
+  /** Runs `fn(...args)` with `span` current: the same as `span.run(fn, ...args)`. */
+  withSpan<A extends unknown[], R>(span: Span, fn: (...args: A) => R, ...args: A): R;
+  /** The current operation's correlation id, if any. */
+  currentCorrelationId(): string | undefined;
   startSpan(name: string, options?: SpanOptions): Span;
   currentSpan(): Span;
   addTraceAttributes(attributes: Attributes): void;
   addTraceEvent(name: string, attributes?: Attributes): void;
   currentTraceId(): string;
-  /** Writes `traceparent` (and `tracestate`) of the current span into `carrier` and returns it. */
+  /** Writes `traceparent` (and `tracestate`, and `baggage` with `propagateBaggage`) of the current span into `carrier` and returns it. Never throws. */
   injectContext(carrier: Headers): Headers;
   injectContext(carrier?: Record<string, string>): Record<string, string> & { traceparent?: string; tracestate?: string };
   extractContext(headers: Headers | Record<string, string> | Map<string, string>): RemoteContext | null;
-  /** Sets a baggage entry, sent only with `propagateBaggage` and only where trace headers may go. */
+  /** Sets a baggage entry in the current context (or for work outside operations), sent only with `propagateBaggage` and only where trace headers may go. */
   setBaggage(key: string, value: string): boolean;
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   instrumentFetch(): void;

@@ -4,6 +4,7 @@
 // wrapper, the network and timer calls, and page lifecycle events.
 // Rule: after setup, nothing here throws into application code.
 import initWasm, { initSync, Agent } from './tracelink_wasm.js';
+import { contextStore } from './context.js';
 
 const global = globalThis;
 const KIND = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 };
@@ -175,8 +176,9 @@ function normalize(options) {
  */
 export async function setupTracing(options = {}) {
   const config = normalize(options);
+  const store = await contextStore(options.asyncContext);
   await loadWasm(options.wasm);
-  return new Tracing(config);
+  return new Tracing(config, store);
 }
 
 /** Sets `key` to `value` on span `h` (0 = the staged event attributes). */
@@ -209,27 +211,32 @@ function errorParts(err) {
 
 /** A span. Methods never throw; they do nothing once the span has ended. */
 export class Span {
-  constructor(tracing, handle) {
+  constructor(tracing, ctx) {
     this._t = tracing;
-    this._h = handle;
+    this._c = ctx; // the context this span is current in (see context.js)
+    this._h = ctx ? ctx.h : 0;
   }
   /** Sets an attribute (string, number, boolean, bigint or a homogeneous array). */
   setAttribute(key, value) {
+    if (!this._h) return this;
     this._t._safe(() => setAttr(this._t._agent, this._h, key, value));
     return this;
   }
   /** Sets several attributes. */
   setAttributes(attributes) {
+    if (!this._h) return this;
     this._t._safe(() => { for (const k in attributes) setAttr(this._t._agent, this._h, k, attributes[k]); });
     return this;
   }
   /** Adds a timestamped event with optional attributes. */
   addEvent(name, attributes) {
+    if (!this._h) return this;
     this._t._safe(() => this._t._event(this._h, name, attributes));
     return this;
   }
   /** Sets the status: 'ok' | 'error' | 'unset' (or {code, message}). */
   setStatus(code, message) {
+    if (!this._h) return this;
     this._t._safe(() => {
       if (code && typeof code === 'object') ({ code, message } = code);
       const c = typeof code === 'number' ? code : STATUS[String(code).toLowerCase()];
@@ -239,17 +246,19 @@ export class Span {
   }
   /** Records an exception event (type, message, stack) and sets ERROR status. */
   recordException(error) {
+    if (!this._h) return this;
     this._t._safe(() => this._t._fail(this._h, error));
     return this;
   }
   /** Renames the span. */
   updateName(name) {
+    if (!this._h) return this;
     this._t._safe(() => this._t._agent.rename(this._h, String(name)));
     return this;
   }
   /** Ends the span; later calls do nothing. */
   end() {
-    this._t._safe(() => this._t._end(this._h));
+    if (this._h) this._t._safe(() => this._t._end(this._c));
   }
   /** Whether the span is live and sampled. */
   isRecording() {
@@ -261,18 +270,28 @@ export class Span {
   get spanId() { return this._t._safe(() => this._t._agent.spanId(this._h)) ?? ''; }
   /** The W3C traceparent of this span ('' once ended). */
   get traceparent() { return this._t._safe(() => this._t._agent.traceparent(this._h)) ?? ''; }
+  /**
+   * Runs `fn(...args)` with this span current (like OpenTelemetry's
+   * `context.with`): spans, fetches, correlation id and baggage inside it
+   * belong to this span. Returns what `fn` returns.
+   */
+  run(fn, ...args) {
+    return this._t._run(this._c, fn, args);
+  }
   /** A traced fetch whose parent is this span (for concurrent code). */
   fetch(...args) {
-    return this._t._fetch(args, this._h);
+    return this._t._fetch(args, this._c);
   }
 }
 
 /** The handle `setupTracing` resolves to. */
 export class Tracing {
-  constructor(config) {
+  constructor(config, store) {
     this._config = config;
-    this._current = 0; // handle of the current span (0 = none)
-    this._correlation = new Map(); // span handle -> correlation id
+    this._store = store; // where the current context lives (context.js)
+    this._baggage = ''; // baggage of work outside any operation
+    this._open = 0; // operations started and not yet ended
+    this._parentUnknown = 0;
     this._inflight = new Set();
     this._flushWaiters = [];
     this._internalErrors = 0;
@@ -281,6 +300,7 @@ export class Tracing {
     this._realFetch = config.fetchImpl;
     this._patched = null;
     this._listeners = [];
+    this._unpatchBodies = null;
     this._exportHeaders = { ...config.headers, 'content-type': config.json ? 'application/json' : 'application/x-protobuf' };
     this._agent = new Agent(
       {
@@ -301,6 +321,7 @@ export class Tracing {
       if (typeof v === 'string') this._agent.resourceAttr(k, v);
     }
     this._listen();
+    if (!store.exact) this._unpatchBodies = followBodies(this);
     if (config.instrumentFetch) this.instrumentFetch();
   }
 
@@ -320,26 +341,68 @@ export class Tracing {
     }
   }
 
-  _start(name, options, parent) {
-    const kind = KIND[String(options?.kind ?? 'internal').toLowerCase()] ?? 0;
-    const p = options?.parent;
-    let h;
-    if (p && typeof p === 'object' && typeof p.traceparent === 'string') {
-      h = this._agent.startRemote(String(name), kind, p.traceparent, p.tracestate ?? '');
-    } else {
-      h = this._agent.start(String(name), kind, p instanceof Span ? p._h : p === null ? 0 : parent);
-    }
-    const attrs = options?.attributes;
-    if (attrs && typeof attrs === 'object') for (const k in attrs) setAttr(this._agent, h, k, attrs[k]);
-    this._correlate(h, options?.correlationId ?? this._correlation.get(parent));
-    return h;
+  /** The current context, or null. */
+  _current() {
+    let c;
+    try { c = this._store.get(); } catch { return null; }
+    return c && c.t !== this ? this._adopt(c) : c;
   }
 
-  /** Gives span `h` a correlation id (inherited by its children and fetches). */
-  _correlate(h, id) {
-    if (!h || id == null) return;
-    this._correlation.set(h, String(id));
-    this._agent.attrStr(h, 'correlation_id', String(id));
+  /** A context of another Tracing (two setups in one realm) as a W3C parent of ours. */
+  _adopt(c) {
+    if (!c || typeof c !== 'object' || !(c.t instanceof Tracing)) return null;
+    const tp = c.tp || c.t._safe(() => c.t._agent.traceparent(c.h));
+    if (!tp) return null;
+    const ts = c.tp ? c.ts : c.t._safe(() => c.t._agent.tracestate(c.h)) ?? '';
+    return { t: this, h: 0, cid: c.cid, baggage: c.baggage, tp, ts, remote: c.remote };
+  }
+
+  /**
+   * The parent context for a span started now without an explicit parent:
+   * the current one. With no current context while an operation is open, the
+   * task store cannot know which one the caller belongs to: no parent, counted.
+   */
+  _implicitParent() {
+    const c = this._current();
+    if (!c && this._open > 0 && !this._store.exact) this._parentUnknown++;
+    return c;
+  }
+
+  /** Starts a span under `parent` (a context or null) → its context, or null. */
+  _startIn(name, kind, parent, cid) {
+    const h = this._agent.start(name, kind, parent ? parent.h : 0, parent ? parent.tp : '', parent ? parent.ts : '', !!parent?.remote);
+    return this._ctxFor(h, parent, cid);
+  }
+
+  /** The context of new span `h` under `parent`: correlation id and baggage inherited. */
+  _ctxFor(h, parent, cid) {
+    if (!h) return null;
+    cid = cid ?? parent?.cid;
+    if (cid != null) this._agent.attrStr(h, 'correlation_id', cid);
+    return { t: this, h, cid, baggage: parent ? parent.baggage : this._baggage, tp: '', ts: '', remote: false };
+  }
+
+  /** `options.parent` (a Span, an extracted context, or null) or the implicit parent. */
+  _parentFrom(options) {
+    if (!options || !('parent' in options) || options.parent === undefined) return this._implicitParent();
+    const p = options.parent;
+    if (p === null) return null;
+    if (p instanceof Span) return p._c && p._c.t !== this ? this._adopt(p._c) : p._c;
+    if (typeof p === 'object' && typeof p.traceparent === 'string') {
+      // An extracted remote context: started under, never made live here.
+      return { t: this, h: 0, cid: undefined, baggage: typeof p.baggage === 'string' ? p.baggage : this._baggage,
+        tp: p.traceparent, ts: typeof p.tracestate === 'string' ? p.tracestate : '', remote: true };
+    }
+    return this._implicitParent();
+  }
+
+  _start(name, options) {
+    const kind = KIND[String(options?.kind ?? 'internal').toLowerCase()] ?? 0;
+    const cid = options?.correlationId;
+    const ctx = this._startIn(String(name), kind, this._parentFrom(options), cid == null ? undefined : String(cid));
+    const attrs = options?.attributes;
+    if (ctx && attrs && typeof attrs === 'object') for (const k in attrs) setAttr(this._agent, ctx.h, k, attrs[k]);
+    return ctx;
   }
 
   _event(h, name, attributes) {
@@ -355,12 +418,34 @@ export class Tracing {
     this._agent.status(h, STATUS.error, message);
   }
 
-  _end(h) {
-    if (this._current === h) this._current = 0;
-    this._correlation.delete(h);
-    this._agent.end(h);
+  /** Ends the span of `ctx`, keeping its W3C context for work that outlives it. */
+  _end(ctx) {
+    if (!ctx || !ctx.h || ctx.tp) return;
+    const agent = this._agent;
+    const tp = agent.traceparent(ctx.h);
+    if (!tp) return;
+    ctx.tp = tp;
+    ctx.ts = agent.tracestate(ctx.h);
+    agent.end(ctx.h);
   }
 
+  /** Runs `fn(...args)` with `ctx` current; a promise it returns re-enters the caller's context. */
+  _run(ctx, fn, args) {
+    if (typeof fn !== 'function') throw new TypeError('tracelink: run(fn): fn must be a function');
+    if (!ctx || this._broken) return fn(...args);
+    const caller = this._current();
+    const result = this._store.run(ctx, fn, args);
+    return isThenable(result) && result instanceof Promise ? this._follow(result, caller) : result;
+  }
+
+  /** `promise`, settling with `ctx` current for its continuations (task store only). */
+  _follow(promise, ctx) {
+    try {
+      return this._store.follow(promise, ctx);
+    } catch {
+      return promise;
+    }
+  }
   _schedule(ms) {
     if (this._timer !== null) clearTimeout(this._timer);
     this._timer = ms < 0 ? null : setTimeout(() => {
@@ -470,21 +555,21 @@ export class Tracing {
     return u.href;
   }
 
-  /** The traced fetch: `args` exactly as the caller passed them. */
+  /** The traced fetch: `args` exactly as the caller passed them; `parent` a context or null. */
   _fetch(args, parent) {
     const realFetch = this._realFetch;
     if (this._broken || args.length === 0) return realFetch.apply(global, args);
+    const caller = this._current();
     const [input, init] = args;
-    let h = 0;
+    let ctx = null;
     let traced;
     try {
       const isRequest = typeof Request === 'function' && input instanceof Request;
       const url = new URL(isRequest ? input.url : input instanceof URL ? input.href : String(input), global.location?.href);
       if (url.href === this._config.endpoint) return realFetch.apply(global, args); // never trace the exporter
       const method = String((init && init.method) || (isRequest ? input.method : 'GET')).toUpperCase();
-      h = this._agent.fetchStart(method, this._spanUrl(url), url.hostname, url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80, parent);
-      this._correlate(h, this._correlation.get(parent));
-      if (this._mayPropagate(url)) traced = this._withTraceHeaders(input, init, isRequest, h);
+      ctx = this._fetchStart(method, url, parent === undefined ? this._implicitParent() : parent);
+      if (ctx && this._mayPropagate(url)) traced = this._withTraceHeaders(input, init, isRequest, ctx);
     } catch (e) {
       // Invalid caller input (bad URL, header name...) is the real fetch's to
       // reject, below; only a fault of our own counts.
@@ -499,44 +584,51 @@ export class Tracing {
       promise = traced ? realFetch.call(global, traced[0], traced[1]) : realFetch.apply(global, args);
     } catch (e) {
       // A fetch that throws synchronously (non-standard): keep its behaviour.
-      this._safe(() => { this._fail(h, e); this._end(h); });
+      if (ctx) this._safe(() => { this._fail(ctx.h, e); this._agent.end(ctx.h); });
       throw e;
     }
-    if (!h) return promise;
-    return promise.then(
+    if (!ctx) return this._follow(promise, caller);
+    const h = ctx.h;
+    return this._follow(promise.then(
       (res) => {
-        this._correlation.delete(h);
         this._safe(() => {
           this._agent.fetchEnd(h, res.status, res.headers.get('traceresponse') ?? '', res.headers.get('server-timing') ?? '');
         });
         return res;
       },
       (err) => {
-        this._correlation.delete(h);
         this._safe(() => {
           const [type, message] = errorParts(err);
           this._agent.fetchFail(h, type || 'Error', message);
         });
         throw err;
       },
-    );
+    ), caller);
+  }
+
+  /** Starts the CLIENT span of a fetch under `parent` → its context, or null. */
+  _fetchStart(method, url, parent) {
+    const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+    const h = this._agent.fetchStart(method, this._spanUrl(url), url.hostname, port,
+      parent ? parent.h : 0, parent ? parent.tp : '', parent ? parent.ts : '', !!parent?.remote);
+    return this._ctxFor(h, parent, undefined);
   }
 
   /**
    * The fetch arguments with trace headers added, without touching the
    * caller's objects: a caller `traceparent` is kept, never duplicated.
    */
-  _withTraceHeaders(input, init, isRequest, h) {
-    const traceparent = this._agent.traceparent(h);
+  _withTraceHeaders(input, init, isRequest, ctx) {
+    const traceparent = this._agent.traceparent(ctx.h);
     if (!traceparent) return undefined;
     const source = init && init.headers !== undefined ? init.headers : isRequest ? input.headers : undefined;
     const headers = new Headers(source);
     const add = (name, value) => { if (value && !headers.has(name)) headers.set(name, value); };
     add('traceparent', traceparent);
-    add('tracestate', this._agent.tracestate(h));
-    if (this._config.propagateBaggage) add('baggage', this._agent.baggage());
-    if (this._config.correlationIdHeader) add(this._config.correlationIdHeader, this._correlation.get(h));
-    if (headers.get('traceparent') !== traceparent) this._agent.attrBool(h, 'tracelink.caller_traceparent', true);
+    add('tracestate', this._agent.tracestate(ctx.h));
+    if (this._config.propagateBaggage) add('baggage', ctx.baggage);
+    if (this._config.correlationIdHeader) add(this._config.correlationIdHeader, ctx.cid);
+    if (headers.get('traceparent') !== traceparent) this._agent.attrBool(ctx.h, 'tracelink.caller_traceparent', true);
     // fetch(input, init) is new Request(input, init): passing a Request with
     // an init that only replaces its headers keeps everything else.
     if (!init) return [input, { headers }];
@@ -551,34 +643,48 @@ export class Tracing {
   // ---- public API ---------------------------------------------------------
 
   /**
-   * Runs `fn(span)` inside a new span that is current while it runs (until
-   * its promise settles). A throw or rejection is recorded (exception event,
-   * ERROR status) and rethrown unchanged. `options` may be omitted.
+   * Runs `fn(span)` inside a new span, current for everything `fn` does
+   * (see the README's context rules). A throw or rejection is recorded
+   * (exception event, ERROR status) and rethrown unchanged. `options` may be
+   * omitted.
    */
   traceOperation(name, options, fn) {
     if (typeof options === 'function') [options, fn] = [undefined, options];
     if (typeof fn !== 'function') throw new TypeError('tracelink: traceOperation(name, [options], fn): fn must be a function');
-    const previous = this._current;
-    const h = this._safe(() => this._start(name, options, previous)) ?? 0;
-    const span = new Span(this, h);
-    if (h) this._current = h;
+    const caller = this._current();
+    const ctx = this._safe(() => this._start(name, options)) ?? null;
+    const span = ctx ? new Span(this, ctx) : NO_SPAN_FOR(this);
+    if (!ctx) return fn(span);
+    this._open++;
+    let ended = false;
     const finish = () => {
-      this._safe(() => this._end(h));
-      if (this._current === 0 || this._current === h) this._current = previous;
+      if (ended) return;
+      ended = true;
+      this._open--;
+      this._safe(() => this._end(ctx));
     };
     let result;
     try {
-      result = fn(span);
+      result = this._store.run(ctx, fn, [span]);
     } catch (e) {
-      this._safe(() => this._fail(h, e));
+      this._safe(() => this._fail(ctx.h, e));
       finish();
       throw e;
     }
-    if (result && typeof result.then === 'function') {
-      return result.then(
-        (v) => { finish(); return v; },
-        (e) => { this._safe(() => this._fail(h, e)); finish(); throw e; },
-      );
+    if (isThenable(result)) {
+      let chained;
+      try {
+        chained = result.then(
+          (v) => { finish(); return v; },
+          (e) => { this._safe(() => this._fail(ctx.h, e)); finish(); throw e; },
+        );
+      } catch (e) {
+        // A thenable whose `then` throws: as `await` would, reject with it.
+        this._safe(() => this._fail(ctx.h, e));
+        finish();
+        return Promise.reject(e);
+      }
+      return chained instanceof Promise ? this._follow(chained, caller) : chained;
     }
     finish();
     return result;
@@ -586,12 +692,20 @@ export class Tracing {
 
   /** Starts a span (child of the current one unless `options.parent` says otherwise). */
   startSpan(name, options) {
-    return new Span(this, this._safe(() => this._start(name, options, this._current)) ?? 0);
+    const ctx = this._safe(() => this._start(name, options)) ?? null;
+    return ctx ? new Span(this, ctx) : NO_SPAN_FOR(this);
   }
 
   /** The current span (a no-op span when there is none). */
   currentSpan() {
-    return new Span(this, this._current);
+    const ctx = this._current();
+    return ctx ? new Span(this, ctx) : NO_SPAN_FOR(this);
+  }
+
+  /** Runs `fn(...args)` with `span` current: `span.run(fn, ...args)`. */
+  withSpan(span, fn, ...args) {
+    if (!(span instanceof Span)) throw new TypeError('tracelink: withSpan(span, fn): span must be a Span');
+    return this._run(span._c, fn, args);
   }
 
   /** Adds attributes to the current span. */
@@ -609,37 +723,52 @@ export class Tracing {
     return this.currentSpan().traceId;
   }
 
+  /** The current correlation id, or undefined. */
+  currentCorrelationId() {
+    return this._current()?.cid;
+  }
+
   /**
-   * Writes `traceparent` / `tracestate` of the current span into `carrier`
-   * (a Headers object or a plain object) and returns it.
+   * Writes `traceparent` / `tracestate` (and `baggage` with
+   * `propagateBaggage`) of the current span into `carrier` (a Headers object
+   * or a plain object) and returns it. Never throws.
    */
   injectContext(carrier = {}) {
+    const ctx = this._current();
+    if (!ctx) return carrier;
     this._safe(() => {
-      const tp = this._agent.traceparent(this._current);
+      const tp = ctx.tp || this._agent.traceparent(ctx.h);
       if (!tp) return;
-      const ts = this._agent.tracestate(this._current);
-      if (typeof Headers === 'function' && carrier instanceof Headers) {
-        carrier.set('traceparent', tp);
-        if (ts) carrier.set('tracestate', ts);
-      } else {
-        carrier.traceparent = tp;
-        if (ts) carrier.tracestate = ts;
-      }
+      const ts = ctx.tp ? ctx.ts : this._agent.tracestate(ctx.h);
+      const bag = this._config.propagateBaggage ? ctx.baggage : '';
+      try {
+        if (typeof Headers === 'function' && carrier instanceof Headers) {
+          carrier.set('traceparent', tp);
+          if (ts) carrier.set('tracestate', ts);
+          if (bag) carrier.set('baggage', bag);
+        } else if (carrier != null && (typeof carrier === 'object' || typeof carrier === 'function')) {
+          carrier.traceparent = tp;
+          if (ts) carrier.tracestate = ts;
+          if (bag) carrier.baggage = bag;
+        }
+      } catch { /* a carrier that refuses writes: left as it is */ }
     });
     return carrier;
   }
 
   /**
    * Reads a W3C context from headers (Headers, plain object, or Map). Returns
-   * `{ traceId, spanId, traceFlags, traceparent, tracestate }` to pass as
-   * `options.parent`, or `null` when there is no valid `traceparent`.
+   * `{ traceId, spanId, traceFlags, traceparent, tracestate, baggage }` to
+   * pass as `options.parent`, or `null` when there is no valid `traceparent`.
    */
   extractContext(headers) {
     return this._safe(() => {
       const get = (name) => {
-        if (!headers) return undefined;
-        if (typeof headers.get === 'function') return headers.get(name) ?? undefined;
-        for (const k in headers) if (k.toLowerCase() === name) return headers[k];
+        try {
+          if (!headers || (typeof headers !== 'object' && typeof headers !== 'function')) return undefined;
+          if (typeof headers.get === 'function') return headers.get(name) ?? undefined;
+          for (const k in headers) if (k.toLowerCase() === name) return headers[k];
+        } catch { /* a carrier whose reads throw: nothing there */ }
         return undefined;
       };
       const tp = get('traceparent');
@@ -648,22 +777,33 @@ export class Tracing {
       const normalized = this._agent.normalizeTraceparent(tp, typeof ts === 'string' ? ts : '');
       if (!normalized) return null;
       const [traceparent, tracestate] = normalized.split('\n');
-      return { traceId: traceparent.slice(3, 35), spanId: traceparent.slice(36, 52), traceFlags: parseInt(traceparent.slice(53, 55), 16), traceparent, tracestate };
+      const bag = get('baggage');
+      const baggage = typeof bag === 'string' ? this._agent.normalizeBaggage(bag) : '';
+      return { traceId: traceparent.slice(3, 35), spanId: traceparent.slice(36, 52), traceFlags: parseInt(traceparent.slice(53, 55), 16), traceparent, tracestate, baggage };
     }) ?? null;
   }
 
   /**
-   * Sets a W3C baggage entry. It travels on traced fetches only with
-   * `propagateBaggage: true`, and only where trace headers may go. Returns
-   * false (and changes nothing) for an invalid key.
+   * Sets a W3C baggage entry in the current context (inherited by spans
+   * started in it from now on), or, outside any operation, for work outside
+   * operations. It travels on traced fetches only with `propagateBaggage:
+   * true`, and only where trace headers may go. Returns false (and changes
+   * nothing) for an invalid key or value.
    */
   setBaggage(key, value) {
-    return this._safe(() => this._agent.setBaggage(String(key), String(value))) ?? false;
+    return this._safe(() => {
+      const ctx = this._current();
+      const next = this._agent.baggageWith(ctx ? ctx.baggage : this._baggage, String(key), String(value));
+      if (next === undefined) return false;
+      if (ctx) ctx.baggage = next;
+      else this._baggage = next;
+      return true;
+    }) ?? false;
   }
 
   /** A traced `fetch` (same arguments and result as the real one). */
   fetch(...args) {
-    return this._fetch(args, this._current);
+    return this._fetch(args, undefined);
   }
 
   /** Replaces `globalThis.fetch` with the traced one (undo: `restoreFetch`). */
@@ -673,7 +813,7 @@ export class Tracing {
     const tracing = this;
     // Same name and arity as the real one; arguments passed through as given.
     const traced = function fetch(input) { // eslint-disable-line no-unused-vars
-      return tracing._fetch(arguments, tracing._current);
+      return tracing._fetch(arguments, undefined);
     };
     this._patched = { original, traced };
     global.fetch = traced;
@@ -692,7 +832,8 @@ export class Tracing {
    * In Workers: `ctx.waitUntil(tracing.flush())`.
    */
   flush(timeoutMs = 30000) {
-    return new Promise((resolve) => {
+    const caller = this._current();
+    return this._follow(new Promise((resolve) => {
       if (this._broken) return resolve();
       // This timer is deliberately not unref'd: while a flush is awaited,
       // Node/Deno/Bun must not exit under it (the export timers are unref'd).
@@ -706,12 +847,14 @@ export class Tracing {
       }, timeoutMs);
       this._safe(() => this._agent.flush());
       this._settleFlush();
-    });
+    }), caller);
   }
 
   /** Flushes, then stops: restores fetch, removes listeners; later spans are dropped (counted). */
   async shutdown(timeoutMs) {
     this.restoreFetch();
+    this._unpatchBodies?.();
+    this._unpatchBodies = null;
     for (const [t, type, f] of this._listeners.splice(0)) t.removeEventListener(type, f, { capture: true });
     await this.flush(timeoutMs);
     this._safe(() => this._agent.shutdown());
@@ -720,14 +863,65 @@ export class Tracing {
 
   /**
    * Counters: spans started/ended/queued/exported, drops by reason, requests
-   * retried and failed, internal errors. Nothing is dropped without a count.
+   * retried and failed, internal errors, spans started without a parent
+   * because the context could not be known (`parentUnknown`), and the
+   * context mechanism in use (`contextMode`). Nothing is dropped without a count.
    */
   stats() {
     const s = this._safe(() => this._agent.stats()) ?? {};
     s.internalErrors = this._internalErrors;
     s.broken = this._broken;
+    s.parentUnknown = this._parentUnknown;
+    s.contextMode = this._store.name;
     return s;
   }
+}
+
+function isThenable(v) {
+  try {
+    return v != null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function';
+  } catch {
+    return false;
+  }
+}
+
+/** A span that records nothing (tracing off or failed), still usable by app code. */
+function NO_SPAN_FOR(tracing) {
+  return new Span(tracing, null);
+}
+
+const BODY_METHODS = ['arrayBuffer', 'blob', 'bytes', 'formData', 'json', 'text'];
+
+/**
+ * Task store only: reading a response body inside an operation re-enters the
+ * operation when the body arrives, so `await (await fetch(a)).json(); await
+ * fetch(b)` keeps `b` in the operation. The methods stay the same functions
+ * to callers (same name, arity, receiver checks and results). Returns the undo.
+ */
+function followBodies(tracing) {
+  const proto = global.Response?.prototype;
+  if (!proto) return null;
+  const originals = [];
+  for (const name of BODY_METHODS) {
+    const original = proto[name];
+    if (typeof original !== 'function') continue;
+    const wrapped = {
+      [name]() {
+        const caller = tracing._current();
+        const result = original.apply(this, arguments);
+        return caller && !tracing._broken && result instanceof Promise ? tracing._follow(result, caller) : result;
+      },
+    }[name];
+    try {
+      Object.defineProperty(proto, name, { ...Object.getOwnPropertyDescriptor(proto, name), value: wrapped });
+      originals.push([name, original, wrapped]);
+    } catch { /* frozen prototype: bodies just don't re-enter */ }
+  }
+  return () => {
+    for (const [name, original, wrapped] of originals) {
+      if (proto[name] === wrapped) Object.defineProperty(proto, name, { ...Object.getOwnPropertyDescriptor(proto, name), value: original });
+    }
+  };
 }
 
 const INIT_KEYS = ['method', 'body', 'referrer', 'referrerPolicy', 'mode', 'credentials', 'cache', 'redirect',

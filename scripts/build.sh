@@ -37,7 +37,7 @@ wasm-bindgen --target web --out-dir "$OUT" --out-name tracelink_wasm --no-typesc
 if [ "$OUT" = pkg ]; then
   cp README.md LICENSE pkg/ 2>/dev/null || true
 else
-  cp pkg/tracelink.js pkg/tracelink.d.ts pkg/package.json "$OUT/"
+  cp pkg/tracelink.js pkg/context.js pkg/tracelink.d.ts pkg/package.json "$OUT/"
 fi
 
 # Sizes of what a page loads: the wasm and both JS files.

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 
 const dir = process.argv[2] || 'pkg';
-const files = ['tracelink_wasm_bg.wasm', 'tracelink_wasm.js', 'tracelink.js'];
+const files = ['tracelink_wasm_bg.wasm', 'tracelink_wasm.js', 'tracelink.js', 'context.js'];
 const rows = files.map((f) => {
   const b = readFileSync(join(dir, f));
   return {

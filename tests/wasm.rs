@@ -126,8 +126,8 @@ fn stat(a: &Agent, key: &str) -> f64 {
 #[wasm_bindgen_test]
 fn agent_exports_through_the_host_callbacks() {
     let (mut a, sent, timers) = agent(true);
-    let op = a.start("op", 0, 0);
-    let fetch = a.fetch_start("GET", "https://api.example/x", "api.example", 443, op);
+    let op = a.start("op", 0, 0, "", "", false);
+    let fetch = a.fetch_start("GET", "https://api.example/x", "api.example", 443, op, "", "", false);
     assert!(a.traceparent(fetch).starts_with(&format!("00-{}-", a.trace_id(op))));
     a.attr_str(0, "k", "v");
     a.event(op, "staged-attributes-event");
@@ -154,7 +154,7 @@ fn agent_exports_through_the_host_callbacks() {
 #[wasm_bindgen_test]
 fn agent_retries_then_uses_keepalive_when_hidden() {
     let (mut a, sent, _timers) = agent(false);
-    let h = a.start("s", 0, 0);
+    let h = a.start("s", 0, 0, "", "", false);
     a.end(h);
     a.flush();
     let first = Array::from(&sent.get(0));
@@ -165,7 +165,7 @@ fn agent_retries_then_uses_keepalive_when_hidden() {
     assert_eq!(retry.get(2).as_f64(), Some(1.0));
     a.on_outcome(retry.get(0).as_f64().unwrap(), 200, None, None);
     assert_eq!(stat(&a, "exported"), 1.0);
-    let h = a.start("queued-when-hidden", 0, 0);
+    let h = a.start("queued-when-hidden", 0, 0, "", "", false);
     a.end(h);
     a.page_hidden();
     let last = Array::from(&sent.get(sent.length() - 1));
@@ -178,7 +178,7 @@ fn agent_retries_then_uses_keepalive_when_hidden() {
 #[wasm_bindgen_test]
 fn agent_ignores_stale_and_unknown_handles() {
     let (mut a, _sent, _) = agent(false);
-    let h = a.start("s", 0, 0);
+    let h = a.start("s", 0, 0, "", "", false);
     a.end(h);
     a.end(h);
     a.attr_str(h, "late", "x");

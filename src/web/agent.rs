@@ -10,6 +10,7 @@ use js_sys::{Array, Function, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use super::clock::Clock;
+use crate::core::baggage::Baggage;
 use crate::core::export::Transport;
 use crate::core::id::IdGenerator;
 use crate::core::otlp::Encoding;
@@ -85,19 +86,21 @@ impl Agent {
         self.pipeline.set_resource_attribute(KeyValue::new(key, value));
     }
 
-    /// Starts a span under `parent` (0 = a new trace).
-    pub fn start(&mut self, name: &str, kind: u8, parent: u32) -> u32 {
+    /// Starts a span → its handle (0 when none could be started). The parent
+    /// is span `parent` while it is live, else the W3C context `traceparent`
+    /// (+ `tracestate`): from another process (`remote`) or a span of this
+    /// one that has ended; else none (a new trace).
+    pub fn start(&mut self, name: &str, kind: u8, parent: u32, traceparent: &str, tracestate: &str, remote: bool) -> u32 {
         let now = self.clock.unix_nanos();
-        let parent = if parent == 0 { Parent::Root } else { Parent::Local(SpanHandle(parent)) };
-        self.pipeline.tracer.start_span(name, kind_from(kind), parent, now).0
-    }
-
-    /// Starts a span whose parent is a W3C context from another process.
-    #[wasm_bindgen(js_name = startRemote)]
-    pub fn start_remote(&mut self, name: &str, kind: u8, traceparent: &str, tracestate: &str) -> u32 {
-        let now = self.clock.unix_nanos();
-        let remote = trace_context::extract(Some(traceparent), &[tracestate]);
-        let parent = remote.as_ref().map_or(Parent::Root, Parent::Remote);
+        let local = SpanHandle(parent);
+        if parent != 0 && self.pipeline.tracer.context(local).is_some() {
+            return self.pipeline.tracer.start_span(name, kind_from(kind), Parent::Local(local), now).0;
+        }
+        let mut context = if traceparent.is_empty() { None } else { trace_context::extract(Some(traceparent), &[tracestate]) };
+        if let Some(c) = context.as_mut() {
+            c.is_remote = remote;
+        }
+        let parent = context.as_ref().map_or(Parent::Root, Parent::Remote);
         self.pipeline.tracer.start_span(name, kind_from(kind), parent, now).0
     }
 
@@ -231,15 +234,21 @@ impl Agent {
         self.pipeline.tracer.context(SpanHandle(h)).map(|c| c.trace_state.clone()).unwrap_or_default()
     }
 
-    /// The `baggage` header to send ('' when there is none).
-    pub fn baggage(&self) -> String {
-        self.pipeline.baggage_header()
+    /// `header` (a W3C baggage header) with `key` set to `value`, within the
+    /// W3C limits; `None` when the key or value is invalid. Stateless: each
+    /// context carries its own baggage.
+    #[wasm_bindgen(js_name = baggageWith)]
+    pub fn baggage_with(&self, header: &str, key: &str, value: &str) -> Option<String> {
+        let mut baggage = Baggage::parse(header);
+        baggage.insert(key, value, "").ok()?;
+        Some(baggage.header())
     }
 
-    /// Sets a baggage entry (propagated only where allowed); false if invalid.
-    #[wasm_bindgen(js_name = setBaggage)]
-    pub fn set_baggage(&mut self, key: &str, value: &str) -> bool {
-        self.pipeline.set_baggage(key, value)
+    /// A received baggage header, validated and re-serialised within the W3C
+    /// limits ('' when nothing valid is left).
+    #[wasm_bindgen(js_name = normalizeBaggage)]
+    pub fn normalize_baggage(&self, header: &str) -> String {
+        Baggage::parse(header).header()
     }
 
     /// Validates a received `traceparent` (+ `tracestate`): returns
@@ -259,9 +268,16 @@ impl Agent {
 
     /// Starts a CLIENT span for an HTTP request (semantic conventions).
     #[wasm_bindgen(js_name = fetchStart)]
-    pub fn fetch_start(&mut self, method: &str, url_full: &str, host: &str, port: u16, parent: u32) -> u32 {
+    #[allow(clippy::too_many_arguments)]
+    pub fn fetch_start(
+        &mut self, method: &str, url_full: &str, host: &str, port: u16, parent: u32, traceparent: &str, tracestate: &str,
+        remote: bool,
+    ) -> u32 {
         let known = matches!(method, "GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS" | "CONNECT" | "TRACE");
-        let h = self.start(if known { method } else { "HTTP" }, 2, parent);
+        let h = self.start(if known { method } else { "HTTP" }, 2, parent, traceparent, tracestate, remote);
+        if h == 0 {
+            return 0;
+        }
         let t = &mut self.pipeline.tracer;
         let h2 = SpanHandle(h);
         t.set_attribute(h2, KeyValue::new("http.request.method", if known { method } else { "_OTHER" }));

@@ -327,3 +327,52 @@ test('baggage goes only where allowed, percent-encoded, and only when enabled', 
   other.close();
   await off.shutdown();
 });
+
+test('context: baggage and correlation id belong to their operation; span.run / withSpan re-enter; extract carries baggage', async () => {
+  const t = await tracing({ propagateBaggage: true, correlationIdHeader: 'x-correlation-id' });
+  assert.equal(t.stats().contextMode, 'AsyncLocalStorage');
+  t.setBaggage('scope', 'outside');
+  let held;
+  await Promise.all(['a', 'b'].map((name) => t.traceOperation(name, { correlationId: `cid-${name}` }, async (span) => {
+    t.setBaggage('op', name);
+    if (name === 'a') held = span;
+    await new Promise((r) => setTimeout(r, name === 'a' ? 20 : 5));
+    assert.equal(t.currentCorrelationId(), `cid-${name}`);
+    await (await t.fetch(`${urlOf(backend)}/ctx-${name}`)).text();
+  })));
+  for (const name of ['a', 'b']) {
+    const h = lastReceived(`/ctx-${name}`).headers;
+    assert.equal(h['x-correlation-id'], `cid-${name}`);
+    assert.deepEqual(h.baggage.split(',').sort(), [`op=${name}`, 'scope=outside']);
+  }
+  // After `a` ended, its span still parents work run in it (by its W3C context).
+  await t.withSpan(held, async () => { await (await t.fetch(`${urlOf(backend)}/ctx-late`)).text(); });
+  assert.equal(lastReceived('/ctx-late').headers.traceparent.slice(3, 35), held._c.tp.slice(3, 35));
+  assert.equal(lastReceived('/ctx-late').headers['x-correlation-id'], 'cid-a');
+  const remote = t.extractContext({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', baggage: 'k=v%20w,bad key=1' });
+  assert.equal(remote.baggage, 'k=v%20w');
+  await t.traceOperation('server', { kind: 'server', parent: remote }, async () => {
+    await (await t.fetch(`${urlOf(backend)}/ctx-remote`)).text();
+  });
+  const h = lastReceived('/ctx-remote').headers;
+  assert.equal(h.traceparent.slice(3, 35), '0af7651916cd43dd8448eb211c80319c');
+  assert.equal(h.baggage, 'k=v%20w');
+  assert.equal(t.stats().internalErrors, 0);
+  await t.shutdown();
+});
+
+test('inject/extract never throw into the caller, whatever the carrier', async () => {
+  const t = await tracing();
+  const hostile = new Proxy({}, { set() { throw new Error('no writes'); }, get() { throw new Error('no reads'); }, ownKeys() { throw new Error('no keys'); } });
+  await t.traceOperation('carriers', () => {
+    assert.equal(t.injectContext(hostile), hostile);
+    assert.equal(t.injectContext(Object.freeze({})).traceparent, undefined);
+    assert.equal(t.injectContext(null), null);
+    assert.match(t.injectContext({}).traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[13]$/);
+  });
+  assert.equal(t.extractContext(hostile), null);
+  assert.equal(t.extractContext({ get: () => { throw new Error('x'); } }), null);
+  assert.equal(t.extractContext(42), null);
+  assert.equal(t.stats().internalErrors, 0);
+  await t.shutdown();
+});
