@@ -70,6 +70,15 @@ export interface TracingOptions {
    * found on its own; `false` forces the task-scoped rules.
    */
   asyncContext?: AsyncContextCarrier | false;
+  /** URLs never traced (prefixes or RegExps on the full URL), by fetch and every instrumentation. The exporter's own endpoint never is. */
+  ignoreUrls?: Array<string | RegExp>;
+  /** Opt-in instrumentations: each module is downloaded only when its option is set. */
+  instrumentXhr?: boolean | Record<string, unknown>;
+  instrumentDocumentLoad?: boolean | Record<string, unknown>;
+  instrumentNavigation?: boolean | Record<string, unknown>;
+  instrumentInteractions?: boolean | Record<string, unknown>;
+  instrumentErrors?: boolean | Record<string, unknown>;
+  instrumentWebVitals?: boolean | Record<string, unknown>;
 }
 
 export interface SpanOptions {
@@ -79,6 +88,8 @@ export interface SpanOptions {
   parent?: Span | RemoteContext | null;
   /** Sets `correlation_id` on this span; children and their fetches inherit it. */
   correlationId?: string;
+  /** Start time: unix milliseconds or a Date. Default: now. */
+  startTime?: number | Date;
 }
 
 /** A span. Methods never throw and do nothing once it has ended. */
@@ -89,7 +100,8 @@ export class Span {
   setStatus(code: 'ok' | 'error' | 'unset' | { code: 'ok' | 'error' | 'unset'; message?: string }, message?: string): this;
   recordException(error: unknown): this;
   updateName(name: string): this;
-  end(): void;
+  /** Ends the span now, or at `endTime` (unix milliseconds or a Date). */
+  end(endTime?: number | Date): void;
   isRecording(): boolean;
   readonly traceId: string;
   readonly spanId: string;

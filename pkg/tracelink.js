@@ -155,6 +155,17 @@ function normalize(options) {
   if (typeof instrumentFetch !== 'boolean') fail('instrumentFetch must be a boolean');
   const propagateBaggage = options.propagateBaggage ?? false;
   if (typeof propagateBaggage !== 'boolean') fail('propagateBaggage must be a boolean');
+  const ignoreUrls = options.ignoreUrls ?? [];
+  if (!Array.isArray(ignoreUrls) || !ignoreUrls.every((p) => typeof p === 'string' || p instanceof RegExp)) {
+    fail('ignoreUrls must be an array of URL prefixes (strings) and RegExps');
+  }
+  const instrumentations = [];
+  for (const name of Object.keys(INSTRUMENTATIONS)) {
+    const v = options[name];
+    if (v == null || v === false) continue;
+    if (v !== true && (typeof v !== 'object' || Array.isArray(v))) fail(`${name} must be a boolean or an options object`);
+    instrumentations.push([name, v === true ? {} : { ...v }]);
+  }
   const fetchImpl = options.fetch ?? global.fetch;
   if (typeof fetchImpl !== 'function') fail('no fetch function in this runtime (pass options.fetch)');
   const resourceAttributes = { ...resourceEnv, ...(options.resourceAttributes ?? {}) };
@@ -164,7 +175,7 @@ function normalize(options) {
   return {
     serviceName, serviceVersion, endpoint, headers: { ...headers }, json: protocol === 'http/json', sampleRate,
     consoleExport, propagateTo, correlationIdHeader, redact: new Set(redact.map((s) => s.toLowerCase())),
-    instrumentFetch, propagateBaggage, fetchImpl, resourceAttributes,
+    instrumentFetch, propagateBaggage, fetchImpl, resourceAttributes, ignoreUrls, instrumentations,
     scheduleDelayMs: options.scheduleDelayMillis, maxQueueSize: options.maxQueueSize,
     maxExportBatchSize: options.maxExportBatchSize, exportTimeoutMs: options.exportTimeoutMillis,
   };
@@ -178,8 +189,29 @@ export async function setupTracing(options = {}) {
   const config = normalize(options);
   const store = await contextStore(options.asyncContext);
   await loadWasm(options.wasm);
-  return new Tracing(config, store);
+  const tracing = new Tracing(config, store);
+  for (const [name, settings] of config.instrumentations) {
+    const module = await INSTRUMENTATIONS[name]();
+    const uninstall = tracing._safe(() => module.install(tracing._hooks(), settings));
+    if (typeof uninstall === 'function') tracing._uninstall.push(uninstall);
+  }
+  return tracing;
 }
+
+/**
+ * Opt-in instrumentations: each a module loaded only when its option is set
+ * (a literal dynamic import, so bundlers split it out of the default bundle).
+ * A module exports `install(hooks, settings) → uninstall()`; `hooks` is
+ * `Tracing._hooks()`.
+ */
+const INSTRUMENTATIONS = {
+  instrumentXhr: () => import('./instrument/xhr.js'),
+  instrumentDocumentLoad: () => import('./instrument/document-load.js'),
+  instrumentNavigation: () => import('./instrument/navigation.js'),
+  instrumentInteractions: () => import('./instrument/interactions.js'),
+  instrumentErrors: () => import('./instrument/errors.js'),
+  instrumentWebVitals: () => import('./instrument/web-vitals.js'),
+};
 
 /** Sets `key` to `value` on span `h` (0 = the staged event attributes). */
 function setAttr(agent, h, key, value) {
@@ -256,9 +288,9 @@ export class Span {
     this._t._safe(() => this._t._agent.rename(this._h, String(name)));
     return this;
   }
-  /** Ends the span; later calls do nothing. */
-  end() {
-    if (this._h) this._t._safe(() => this._t._end(this._c));
+  /** Ends the span (now, or at `endTime`: unix ms or a Date); later calls do nothing. */
+  end(endTime) {
+    if (this._h) this._t._safe(() => this._t._end(this._c, timeMs(endTime)));
   }
   /** Whether the span is live and sampled. */
   isRecording() {
@@ -301,6 +333,8 @@ export class Tracing {
     this._patched = null;
     this._listeners = [];
     this._unpatchBodies = null;
+    this._uninstall = []; // undo functions of the installed instrumentations
+    this._recordedErrors = new WeakSet(); // errors recorded by traceOperation: never recorded twice
     this._exportHeaders = { ...config.headers, 'content-type': config.json ? 'application/json' : 'application/x-protobuf' };
     this._agent = new Agent(
       {
@@ -369,8 +403,8 @@ export class Tracing {
   }
 
   /** Starts a span under `parent` (a context or null) → its context, or null. */
-  _startIn(name, kind, parent, cid) {
-    const h = this._agent.start(name, kind, parent ? parent.h : 0, parent ? parent.tp : '', parent ? parent.ts : '', !!parent?.remote);
+  _startIn(name, kind, parent, cid, atMs = NaN) {
+    const h = this._agent.start(name, kind, parent ? parent.h : 0, parent ? parent.tp : '', parent ? parent.ts : '', !!parent?.remote, atMs);
     return this._ctxFor(h, parent, cid);
   }
 
@@ -399,7 +433,7 @@ export class Tracing {
   _start(name, options) {
     const kind = KIND[String(options?.kind ?? 'internal').toLowerCase()] ?? 0;
     const cid = options?.correlationId;
-    const ctx = this._startIn(String(name), kind, this._parentFrom(options), cid == null ? undefined : String(cid));
+    const ctx = this._startIn(String(name), kind, this._parentFrom(options), cid == null ? undefined : String(cid), timeMs(options?.startTime));
     const attrs = options?.attributes;
     if (ctx && attrs && typeof attrs === 'object') for (const k in attrs) setAttr(this._agent, ctx.h, k, attrs[k]);
     return ctx;
@@ -413,20 +447,21 @@ export class Tracing {
   }
 
   _fail(h, error) {
+    if (error !== null && (typeof error === 'object' || typeof error === 'function')) this._recordedErrors.add(error);
     const [type, message, stack] = errorParts(error);
     this._agent.exception(h, type, message, stack);
     this._agent.status(h, STATUS.error, message);
   }
 
   /** Ends the span of `ctx`, keeping its W3C context for work that outlives it. */
-  _end(ctx) {
+  _end(ctx, atMs = NaN) {
     if (!ctx || !ctx.h || ctx.tp) return;
     const agent = this._agent;
     const tp = agent.traceparent(ctx.h);
     if (!tp) return;
     ctx.tp = tp;
     ctx.ts = agent.tracestate(ctx.h);
-    agent.end(ctx.h);
+    agent.end(ctx.h, atMs);
   }
 
   /** Runs `fn(...args)` with `ctx` current; a promise it returns re-enters the caller's context. */
@@ -538,6 +573,70 @@ export class Tracing {
     return false;
   }
 
+  /** Whether requests to `url` are never traced: the exporter's own, and `ignoreUrls`. */
+  _ignored(url) {
+    if (url.href === this._config.endpoint) return true;
+    for (const p of this._config.ignoreUrls) {
+      if (typeof p === 'string' ? url.href.startsWith(p) : (p.lastIndex = 0, p.test(url.href))) return true;
+    }
+    return false;
+  }
+
+  /**
+   * The interface opt-in instrumentation modules (pkg/instrument/) use: the
+   * context rules, the traced fetch's HTTP semantics for other clients, and
+   * the error bookkeeping. Internal: not part of the public API.
+   */
+  _hooks() {
+    return {
+      tracing: this,
+      /** Whether the context is exact (AsyncLocalStorage) or task-scoped (browsers). */
+      exact: this._store.exact,
+      current: () => this._current(),
+      /** Runs fn(...args) with `ctx` (a span's context) current in its synchronous extent. */
+      run: (ctx, fn, args = []) => (ctx ? this._store.run(ctx, fn, args) : fn(...args)),
+      /** A promise settling like `promise`, whose continuations re-enter `ctx` (task store). */
+      follow: (promise, ctx) => this._follow(promise, ctx),
+      /** The context of a Span (to pass as a parent, or to `run`). */
+      contextOf: (span) => (span instanceof Span ? span._c : null),
+      /**
+       * An HTTP CLIENT span for `method` `url` under `parent` (a context; null for
+       * a new trace; undefined: the current one), with the traced fetch's
+       * semantics. Returns null when the URL is not traced, else
+       * { span, headers }: the [name, value] pairs to add to the request (none
+       * where trace headers may not go).
+       */
+      httpStart: (method, url, parent) => this._safe(() => {
+        const u = new URL(String(url), global.location?.href);
+        if (this._ignored(u)) return null;
+        const ctx = this._fetchStart(String(method || 'GET').toUpperCase(), u, parent === undefined ? this._implicitParent() : parent);
+        if (!ctx) return null;
+        const headers = [];
+        if (this._mayPropagate(u)) {
+          const tp = this._agent.traceparent(ctx.h);
+          const ts = this._agent.tracestate(ctx.h);
+          if (tp) headers.push(['traceparent', tp]);
+          if (ts) headers.push(['tracestate', ts]);
+          if (this._config.propagateBaggage && ctx.baggage) headers.push(['baggage', ctx.baggage]);
+          if (this._config.correlationIdHeader && ctx.cid != null) headers.push([this._config.correlationIdHeader, ctx.cid]);
+        }
+        return { span: new Span(this, ctx), headers };
+      }) ?? null,
+      /** Ends an HTTP span: status, and the server's span read back from its response headers. */
+      httpEnd: (span, status, traceresponse = '', serverTiming = '') => this._safe(() => {
+        if (span?._h) this._agent.fetchEnd(span._h, status, traceresponse ?? '', serverTiming ?? '');
+      }),
+      /** Ends an HTTP span whose request failed (network error, abort, timeout). */
+      httpFail: (span, type, message = '') => this._safe(() => {
+        if (span?._h) this._agent.fetchFail(span._h, String(type || 'Error'), String(message));
+      }),
+      /** Whether `error` was already recorded on a span (by traceOperation or recordException). */
+      wasRecorded: (error) => error !== null && (typeof error === 'object' || typeof error === 'function') && this._recordedErrors.has(error),
+      /** Runs f, counting (never throwing) any failure. */
+      safe: (f) => this._safe(f),
+    };
+  }
+
   /** `url.full` for a span: no userinfo, sensitive query values redacted. */
   _spanUrl(url) {
     const u = new URL(url.href);
@@ -566,7 +665,7 @@ export class Tracing {
     try {
       const isRequest = typeof Request === 'function' && input instanceof Request;
       const url = new URL(isRequest ? input.url : input instanceof URL ? input.href : String(input), global.location?.href);
-      if (url.href === this._config.endpoint) return realFetch.apply(global, args); // never trace the exporter
+      if (this._ignored(url)) return realFetch.apply(global, args); // never the exporter, nor ignoreUrls
       const method = String((init && init.method) || (isRequest ? input.method : 'GET')).toUpperCase();
       ctx = this._fetchStart(method, url, parent === undefined ? this._implicitParent() : parent);
       if (ctx && this._mayPropagate(url)) traced = this._withTraceHeaders(input, init, isRequest, ctx);
@@ -584,7 +683,7 @@ export class Tracing {
       promise = traced ? realFetch.call(global, traced[0], traced[1]) : realFetch.apply(global, args);
     } catch (e) {
       // A fetch that throws synchronously (non-standard): keep its behaviour.
-      if (ctx) this._safe(() => { this._fail(ctx.h, e); this._agent.end(ctx.h); });
+      if (ctx) this._safe(() => { this._fail(ctx.h, e); this._agent.end(ctx.h, NaN); });
       throw e;
     }
     if (!ctx) return this._follow(promise, caller);
@@ -853,6 +952,7 @@ export class Tracing {
   /** Flushes, then stops: restores fetch, removes listeners; later spans are dropped (counted). */
   async shutdown(timeoutMs) {
     this.restoreFetch();
+    for (const uninstall of this._uninstall.splice(0)) this._safe(uninstall);
     this._unpatchBodies?.();
     this._unpatchBodies = null;
     for (const [t, type, f] of this._listeners.splice(0)) t.removeEventListener(type, f, { capture: true });
@@ -875,6 +975,12 @@ export class Tracing {
     s.contextMode = this._store.name;
     return s;
   }
+}
+
+/** A span time option (unix ms number or Date) as unix ms; NaN for "now". */
+function timeMs(t) {
+  const ms = t instanceof Date ? t.getTime() : t;
+  return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : NaN;
 }
 
 function isThenable(v) {

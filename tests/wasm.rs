@@ -126,13 +126,13 @@ fn stat(a: &Agent, key: &str) -> f64 {
 #[wasm_bindgen_test]
 fn agent_exports_through_the_host_callbacks() {
     let (mut a, sent, timers) = agent(true);
-    let op = a.start("op", 0, 0, "", "", false);
+    let op = a.start("op", 0, 0, "", "", false, f64::NAN);
     let fetch = a.fetch_start("GET", "https://api.example/x", "api.example", 443, op, "", "", false);
     assert!(a.traceparent(fetch).starts_with(&format!("00-{}-", a.trace_id(op))));
     a.attr_str(0, "k", "v");
     a.event(op, "staged-attributes-event");
     a.fetch_end(fetch, 503, "", "traceparent;desc=\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"");
-    a.end(op);
+    a.end(op, f64::NAN);
     assert_eq!(sent.length(), 0, "nothing sent before the schedule timer");
     assert!(timers.length() >= 1, "a timer was requested");
     a.flush();
@@ -154,8 +154,8 @@ fn agent_exports_through_the_host_callbacks() {
 #[wasm_bindgen_test]
 fn agent_retries_then_uses_keepalive_when_hidden() {
     let (mut a, sent, _timers) = agent(false);
-    let h = a.start("s", 0, 0, "", "", false);
-    a.end(h);
+    let h = a.start("s", 0, 0, "", "", false, f64::NAN);
+    a.end(h, f64::NAN);
     a.flush();
     let first = Array::from(&sent.get(0));
     a.on_outcome(first.get(0).as_f64().unwrap(), 429, Some("0".into()), None);
@@ -165,8 +165,8 @@ fn agent_retries_then_uses_keepalive_when_hidden() {
     assert_eq!(retry.get(2).as_f64(), Some(1.0));
     a.on_outcome(retry.get(0).as_f64().unwrap(), 200, None, None);
     assert_eq!(stat(&a, "exported"), 1.0);
-    let h = a.start("queued-when-hidden", 0, 0, "", "", false);
-    a.end(h);
+    let h = a.start("queued-when-hidden", 0, 0, "", "", false, f64::NAN);
+    a.end(h, f64::NAN);
     a.page_hidden();
     let last = Array::from(&sent.get(sent.length() - 1));
     assert_eq!(last.get(2).as_f64(), Some(1.0), "keepalive transport while hidden");
@@ -178,11 +178,11 @@ fn agent_retries_then_uses_keepalive_when_hidden() {
 #[wasm_bindgen_test]
 fn agent_ignores_stale_and_unknown_handles() {
     let (mut a, _sent, _) = agent(false);
-    let h = a.start("s", 0, 0, "", "", false);
-    a.end(h);
-    a.end(h);
+    let h = a.start("s", 0, 0, "", "", false, f64::NAN);
+    a.end(h, f64::NAN);
+    a.end(h, f64::NAN);
     a.attr_str(h, "late", "x");
-    a.end(12345);
+    a.end(12345, f64::NAN);
     assert_eq!(a.traceparent(h), "");
     assert_eq!(a.normalize_traceparent("garbage", ""), "");
     assert_eq!(stat(&a, "ended"), 1.0);

@@ -90,8 +90,12 @@ impl Agent {
     /// is span `parent` while it is live, else the W3C context `traceparent`
     /// (+ `tracestate`): from another process (`remote`) or a span of this
     /// one that has ended; else none (a new trace).
-    pub fn start(&mut self, name: &str, kind: u8, parent: u32, traceparent: &str, tracestate: &str, remote: bool) -> u32 {
-        let now = self.clock.unix_nanos();
+    /// `at_ms`: the start time in unix milliseconds (NaN: now).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        &mut self, name: &str, kind: u8, parent: u32, traceparent: &str, tracestate: &str, remote: bool, at_ms: f64,
+    ) -> u32 {
+        let now = self.time(at_ms);
         let local = SpanHandle(parent);
         if parent != 0 && self.pipeline.tracer.context(local).is_some() {
             return self.pipeline.tracer.start_span(name, kind_from(kind), Parent::Local(local), now).0;
@@ -102,6 +106,15 @@ impl Agent {
         }
         let parent = context.as_ref().map_or(Parent::Root, Parent::Remote);
         self.pipeline.tracer.start_span(name, kind_from(kind), parent, now).0
+    }
+
+    /// `at_ms` (unix milliseconds) as span time, or now when it is not a finite positive number.
+    fn time(&mut self, at_ms: f64) -> u64 {
+        if at_ms.is_finite() && at_ms > 0.0 {
+            super::clock::ms_to_nanos(at_ms)
+        } else {
+            self.clock.unix_nanos()
+        }
     }
 
     fn set(&mut self, h: u32, kv: KeyValue) {
@@ -196,8 +209,9 @@ impl Agent {
     }
 
     /// Ends a span and queues it for export.
-    pub fn end(&mut self, h: u32) {
-        let end = self.clock.unix_nanos();
+    /// `at_ms`: the end time in unix milliseconds (NaN: now).
+    pub fn end(&mut self, h: u32, at_ms: f64) {
+        let end = self.time(at_ms);
         let now = self.clock.mono_ms() as u64;
         let json = self.pipeline.end_span(SpanHandle(h), end, now, self.on_span_json.is_some());
         if let (Some(console), Some(json)) = (&self.on_span_json, json) {
@@ -274,7 +288,7 @@ impl Agent {
         remote: bool,
     ) -> u32 {
         let known = matches!(method, "GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS" | "CONNECT" | "TRACE");
-        let h = self.start(if known { method } else { "HTTP" }, 2, parent, traceparent, tracestate, remote);
+        let h = self.start(if known { method } else { "HTTP" }, 2, parent, traceparent, tracestate, remote, f64::NAN);
         if h == 0 {
             return 0;
         }
@@ -315,7 +329,7 @@ impl Agent {
                 t.add_link(handle, server, Vec::new());
             }
         }
-        self.end(h);
+        self.end(h, f64::NAN);
     }
 
     /// Ends a fetch span whose request failed (network error, abort).
@@ -325,7 +339,7 @@ impl Agent {
         self.pipeline.tracer.set_attribute(handle, KeyValue::new("error.type", error_type));
         self.exception(h, error_type, message, "");
         self.pipeline.tracer.set_status(handle, Status::Error(message.to_owned()));
-        self.end(h);
+        self.end(h, f64::NAN);
     }
 
     /// The export timer fired.
