@@ -79,7 +79,7 @@ if ! "$TOOLS/venv/bin/python" -c 'import rotel, fastapi, uvicorn, opentelemetry.
 fi
 
 # 6. npm dev dependencies (test drivers).
-if [ -f "$ROOT/package.json" ] && ! (cd "$ROOT" && node -e 'require.resolve("playwright-core"); require.resolve("typescript")' 2>/dev/null); then
+if [ -f "$ROOT/package.json" ] && ! (cd "$ROOT" && node -e 'require.resolve("playwright-core"); require.resolve("typescript"); require.resolve("esbuild")' 2>/dev/null); then
   log "npm install (dev dependencies)"
   (cd "$ROOT" && npm install -q --no-audit --no-fund >/dev/null)
 fi

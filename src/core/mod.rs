@@ -24,5 +24,6 @@ pub mod otlp;
 pub mod pipeline;
 pub mod sampler;
 pub mod span;
+pub mod span_log;
 pub mod trace_context;
 pub mod tracer;

@@ -125,12 +125,14 @@ impl Pipeline {
         self.record.clear();
         otlp::encode_span(self.encoding, &span, &mut self.record);
         self.policy.push(self.record.clone(), now_ms);
-        if !want_json {
-            return None;
+        #[cfg(feature = "json")]
+        if want_json {
+            let mut json = Vec::new();
+            otlp::encode_span(Encoding::Json, &span, &mut json);
+            return String::from_utf8(json).ok();
         }
-        let mut json = Vec::new();
-        otlp::encode_span(Encoding::Json, &span, &mut json);
-        String::from_utf8(json).ok()
+        let _ = want_json;
+        None
     }
 
     /// The next request to send now, if any (call until `None`).

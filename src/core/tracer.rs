@@ -268,7 +268,9 @@ impl Tracer {
     pub fn end_span(&mut self, h: SpanHandle, end_unix_nano: u64) -> Option<SpanData> {
         self.live_span(h)?;
         let index = h.index();
-        let next_generation = match h.generation().wrapping_add(1) {
+        // Generations use 15 bits, so a handle never has bit 31 set: hosts may
+        // use it as a flag (the JS ABI marks recording spans with it).
+        let next_generation = match h.generation().wrapping_add(1) & 0x7fff {
             0 => 1,
             g => g,
         };
