@@ -1,8 +1,16 @@
-"""Session fixtures: one rotel collector and one backend shared by the tests."""
+"""Session fixtures: one rotel collector and one demo backend shared by the tests.
+
+Run from the repository root: `.tools/venv/bin/python -m pytest python/tests -q`
+(scripts/setup.sh installs the package into .tools/venv, editable).
+"""
+
+import sys
 
 import pytest
 
-from demo.backend.testkit import ALLOWED_ORIGIN, Backend, Collector
+from testkit import ALLOWED_ORIGIN, ROOT, Backend, Collector
+
+sys.path.insert(0, str(ROOT))  # `demo.backend`, for the in-process helper tests
 
 
 @pytest.fixture(scope="session")
