@@ -5,12 +5,18 @@ Run from the repository root: `.tools/venv/bin/python -m pytest python/tests -q`
 """
 
 import sys
+from pathlib import Path
 
 import pytest
+import tracelink_backend
 
 from testkit import ALLOWED_ORIGIN, ROOT, Backend, Collector
 
 sys.path.insert(0, str(ROOT))  # `demo.backend`, for the in-process helper tests
+
+if Path(tracelink_backend.__file__).resolve().parents[1] != ROOT / "python":
+    raise pytest.UsageError(f"tracelink_backend is imported from {tracelink_backend.__file__}, not this checkout's "
+                            "python/: run scripts/setup.sh (it installs python/ into .tools/venv, editable)")
 
 
 @pytest.fixture(scope="session")
