@@ -139,25 +139,35 @@ fn parse_server_time(header: &str) -> Option<(u64, u64, u64)> {
     })
 }
 
-/// Decimal milliseconds (`1732990000123.456`) as `(ns, precision ns)`: the
-/// precision is the unit of the last digit given (digits past ns are dropped).
+/// Decimal milliseconds (`1732990000123.456`, at most 13 whole digits: until
+/// 2286) as `(ns, precision ns)`: the precision is the unit of the last digit
+/// given (digits past ns are dropped).
 fn parse_ms(s: &str) -> Option<(u64, u64)> {
-    let (whole, fraction) = match s.split_once('.') {
-        Some((w, f)) if !f.is_empty() => (w, f),
-        Some(_) => return None,
-        None => (s, ""),
-    };
-    if whole.is_empty() || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
-        return None;
+    let (mut nanos, mut unit, mut whole) = (0u64, 0u64, 0u32);
+    for b in s.bytes() {
+        let digit = u64::from(b.wrapping_sub(b'0'));
+        match b {
+            b'0'..=b'9' if unit == 0 && whole < 13 => {
+                nanos = nanos * 10 + digit;
+                whole += 1;
+            }
+            b'0'..=b'9' if unit > 1 => {
+                unit /= 10;
+                nanos += digit * unit;
+            }
+            b'0'..=b'9' if unit == 1 => {} // past nanoseconds
+            b'.' if unit == 0 && whole > 0 => {
+                nanos *= 1_000_000;
+                unit = 1_000_000;
+            }
+            _ => return None,
+        }
     }
-    let mut nanos = whole.bytes().try_fold(0u64, |acc, b| acc.checked_mul(10)?.checked_add(u64::from(b - b'0')))?;
-    nanos = nanos.checked_mul(1_000_000)?;
-    let mut unit = 1_000_000u64;
-    for b in fraction.bytes().take(6) {
-        unit /= 10;
-        nanos = nanos.checked_add(u64::from(b - b'0') * unit)?;
+    match unit {
+        0 if whole > 0 => Some((nanos * 1_000_000, 1_000_000)),
+        0 | 1_000_000 => None, // nothing, or a point without decimals
+        _ => Some((nanos, unit)),
     }
-    Some((nanos, unit))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -184,6 +194,8 @@ pub struct ClockSkewStats {
 #[derive(Clone, Debug, Default)]
 pub struct ClockSkew {
     entries: [Option<Entry>; CAPACITY],
+    /// Where the next sample goes: always the oldest slot (a ring).
+    next: usize,
     seq: u64,
     finest: Option<u64>,
     offset: i64,
@@ -236,11 +248,8 @@ impl ClockSkew {
         }
         self.seq += 1;
         let entry = Entry { low, high, precision, at, seq: self.seq };
-        let slot = match self.entries.iter().position(Option::is_none) {
-            Some(free) => free,
-            None => (0..CAPACITY).min_by_key(|&i| self.entries[i].map_or(0, |e| e.seq)).unwrap_or(0),
-        };
-        self.entries[slot] = Some(entry);
+        self.entries[self.next] = Some(entry);
+        self.next = (self.next + 1) % CAPACITY;
         self.stats.accepted += 1;
         self.estimate();
         true
@@ -304,10 +313,16 @@ pub const PINNED_TRACES: usize = 16;
 /// against each other when the estimate changes mid-trace (the parent of a
 /// fetch ends after the fetch's own response moved the estimate). The last
 /// [`PINNED_TRACES`] traces are remembered.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct TraceOffsets {
     pinned: [(TraceId, i64); PINNED_TRACES],
     next: usize,
+}
+
+impl Default for TraceOffsets {
+    fn default() -> TraceOffsets {
+        TraceOffsets { pinned: [(TraceId::INVALID, 0); PINNED_TRACES], next: 0 }
+    }
 }
 
 impl TraceOffsets {
