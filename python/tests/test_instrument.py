@@ -497,3 +497,20 @@ def test_the_collector_comes_from_the_otel_environment(monkeypatch):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://traces.example/otlp/traces")
     assert instrument_app(FastAPI()).collector_url == "https://traces.example/otlp/traces"
     assert instrument_app(FastAPI(), collector="http://127.0.0.1:9").collector_url == "http://127.0.0.1:9/v1/traces"
+
+
+def test_a_plain_starlette_app_works_too(collector, serve):
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("hi"))])
+    instrument_app(app, allow_origins=[PAGE], collector=collector.url)
+    server = serve(app)
+    r = http("GET", server.url + "/", headers={"Origin": PAGE, "X-Correlation-ID": "c-9"})
+    assert r.body == b"hi" and r.headers["access-control-allow-origin"] == PAGE
+    assert set(server_timing(r)) == {"tracelink-time"} and "traceresponse" not in r.headers  # no span: nothing to name
+    assert r.headers["x-correlation-id"] == "c-9"
+    trace_id, span_id = ids()
+    assert http("POST", server.url + RELAY, otlp_json(trace_id, span_id, "plain"), {"Content-Type": "application/json"}).status == 200
+    collector.trace(trace_id)
