@@ -106,7 +106,7 @@ def merge_cors(
         if "*" not in kwargs.get("allow_headers", ()):
             kwargs["allow_headers"] = _union(kwargs.get("allow_headers", ()), request_headers, fold=True)
         kwargs["expose_headers"] = _union(kwargs.get("expose_headers", ()), expose_headers, fold=True)
-        entry.args, entry.kwargs = (), kwargs
+        _store_kwargs(entry, kwargs)
         _add_to_policy(policy, kwargs)
     if not found and (allow_origins or allow_origin_regex):
         kwargs = {
@@ -123,12 +123,21 @@ def merge_cors(
 
 
 def _as_kwargs(entry: Middleware) -> dict[str, Any]:
-    """A middleware entry's arguments as keywords (positional ones bound by name)."""
-    kwargs = dict(entry.kwargs)
-    if entry.args:
+    """A middleware entry's arguments as keywords (positional ones bound by name).
+    Starlette before 0.35 keeps keywords only, as `options`."""
+    kwargs = dict(getattr(entry, "kwargs", None) or getattr(entry, "options", None) or {})
+    args = getattr(entry, "args", ())
+    if args:
         names = [p for p in inspect.signature(entry.cls.__init__).parameters if p not in ("self", "app")]
-        kwargs.update(zip(names, entry.args))
+        kwargs.update(zip(names, args))
     return kwargs
+
+
+def _store_kwargs(entry: Middleware, kwargs: dict[str, Any]) -> None:
+    if hasattr(entry, "kwargs"):
+        entry.args, entry.kwargs = (), kwargs
+    else:
+        entry.options = kwargs
 
 
 def _union(existing: Sequence[str], added: Sequence[str], fold: bool = False) -> list[str]:
