@@ -237,3 +237,22 @@ fn each_trace_keeps_the_offset_of_its_first_exported_span() {
     assert_eq!(pins.offset_for(TraceId::INVALID, 3), 3);
     assert_eq!(pins.offset_for(TraceId::INVALID, 4), 4, "the invalid id is never pinned");
 }
+
+#[test]
+fn the_pipeline_takes_samples_only_for_live_spans() {
+    use crate::core::id::IdGenerator;
+    use crate::core::pipeline::{Pipeline, PipelineConfig};
+    use crate::core::tracer::Parent;
+
+    let mut p = Pipeline::new(PipelineConfig::new("t", None, "rust"), IdGenerator::from_seed([3; 32]));
+    let timing = "tracelink-time;desc=1733011260000.000;dur=1.000"; // the server is a minute ahead
+    let h = p.tracer.start_span("GET", SpanKind::Client, Parent::Root, NOW);
+    assert!(p.clock_sample_from_response(h, NOW + 10 * MS, timing, ""));
+    p.end_span(h, NOW + 10 * MS, 0, false);
+    assert!(!p.clock_sample_from_response(h, NOW + 20 * MS, timing, ""), "an ended span is no sample");
+    assert!(!p.clock_sample_from_response(h, NOW + 20 * MS, "", "garbage"));
+    assert_eq!(p.clock_offset_nano(), 0);
+    let h = p.tracer.start_span("GET", SpanKind::Client, Parent::Root, NOW + S);
+    assert!(p.clock_sample_from_response(h, NOW + S + 10 * MS, "tracelink-time;desc=1733011261000.000;dur=1.000", ""));
+    assert!(p.clock_offset_nano().abs_diff(60 * S as i64) <= 10 * MS);
+}
