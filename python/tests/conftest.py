@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import tracelink_backend
 
-from testkit import ALLOWED_ORIGIN, ROOT, Backend, Collector
+from testkit import ALLOWED_ORIGIN, ROOT, Backend, Collector, Server
 
 sys.path.insert(0, str(ROOT))  # `demo.backend`, for the in-process helper tests
 
@@ -32,3 +32,18 @@ def backend(collector, tmp_path_factory):
                 CORS_ORIGINS=ALLOWED_ORIGIN, RELAY_MAX_BYTES="4096", OTEL_SERVICE_NAME="afirgen-backend-test")
     yield b
     b.stop()
+
+
+@pytest.fixture
+def serve():
+    """serve(app) -> a running uvicorn Server; all stopped at the end of the test."""
+    servers = []
+
+    def start(app):
+        server = Server(app)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

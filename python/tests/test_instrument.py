@@ -1,135 +1,25 @@
 """`instrument_app` on real FastAPI apps served by uvicorn on free ports, traced
-with the OpenTelemetry SDK into a real rotel collector; every request is real HTTP.
+with the OpenTelemetry SDK into a real rotel collector; every request is real
+HTTP: CORS merging and preflights, the response headers (server span, server
+clock, Timing-Allow-Origin), hostile `traceparent`s, correlation ids, arguments.
 
 Run from the repository root: `.tools/venv/bin/python -m pytest python/tests -q`
 """
 
 from __future__ import annotations
 
-import gzip
-import json
-import logging
 import re
-import secrets
 import time
 
 import pytest
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from testkit import Recorder, Server, free_port, header_values, http
-from tracelink_backend import current_correlation_id, instrument_app
+from apps import (EVIL, OTHER_PAGE, PAGE, RELAY, SERVER, TRACE_HEADERS, build_app, ids, lower_set, otlp_json,
+                  preflight, server_span, server_timing)
+from testkit import http
+from tracelink_backend import instrument_app
 from tracelink_backend.correlation import VALID_CORRELATION_ID
-
-SERVER = 2  # OTLP span kind
-PAGE = "http://page.test:8080"
-OTHER_PAGE = "https://other.test"
-EVIL = "http://evil.test"
-TRACE_HEADERS = {"traceparent", "tracestate", "baggage", "x-correlation-id"}
-
-
-def build_app(rotel, service: str, *, app_cors: dict | None = None, before_otel: bool = False, **kwargs):
-    """A FastAPI app traced into `rotel` as `service`, set up with
-    `instrument_app(**kwargs)` (after the OpenTelemetry instrumentation unless
-    `before_otel`), and the app's own CORSMiddleware when `app_cors` is given."""
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=rotel.traces_url)))
-    app = FastAPI()
-    if app_cors is not None:
-        app.add_middleware(CORSMiddleware, **app_cors)
-
-    @app.get("/api/hello")
-    async def hello():
-        return {"correlation_id": current_correlation_id()}
-
-    @app.post("/api/echo")
-    async def echo(body: dict):
-        return body
-
-    @app.get("/page", response_class=HTMLResponse)
-    async def page():
-        return "<!doctype html><title>page</title>"
-
-    kwargs.setdefault("collector", rotel.url)
-    if before_otel:
-        setup = instrument_app(app, **kwargs)
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
-    else:
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
-        setup = instrument_app(app, **kwargs)
-    return app, setup
-
-
-@pytest.fixture
-def serve():
-    """serve(app) -> a running uvicorn Server; all stopped at the end of the test."""
-    servers = []
-
-    def start(app):
-        server = Server(app)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def ids():
-    return secrets.token_hex(16), secrets.token_hex(8)
-
-
-def server_span(collector, trace_id: str) -> dict:
-    """The one SERVER span of `trace_id` (the instrumentation's send/receive spans are its children)."""
-    [span] = collector.wait_for(lambda s: s["traceId"] == trace_id and s["kind"] == SERVER)
-    return span
-
-
-def preflight(url: str, origin: str, headers: str, method: str = "POST"):
-    return http("OPTIONS", url, headers={
-        "Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": headers})
-
-
-def lower_set(reply, name: str) -> set[str]:
-    return {v.lower() for v in header_values(reply, name)}
-
-
-def server_timing(reply) -> dict[str, dict[str, str]]:
-    """Server-Timing metrics by name: {"traceparent": {"desc": "00-…"}, …}."""
-    metrics = {}
-    for entry in header_values(reply, "server-timing"):
-        name, *params = entry.split(";")
-        metrics[name.strip()] = {k.strip(): v.strip().strip('"') for k, v in (p.split("=", 1) for p in params)}
-    return metrics
-
-
-def otlp_json(trace_id: str, span_id: str, name: str) -> bytes:
-    now = time.time_ns()
-    return json.dumps({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "relayed"}}]},
-        "scopeSpans": [{"scope": {"name": "test"}, "spans": [{
-            "traceId": trace_id, "spanId": span_id, "name": name, "kind": 3,
-            "startTimeUnixNano": str(now - 1_000_000), "endTimeUnixNano": str(now)}]}]}]}).encode()
-
-
-def otlp_protobuf(trace_id: str, span_id: str, name: str) -> bytes:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    now = time.time_ns()
-    req = ExportTraceServiceRequest()
-    resource_spans = req.resource_spans.add()
-    attr = resource_spans.resource.attributes.add()
-    attr.key, attr.value.string_value = "service.name", "relayed"
-    span = resource_spans.scope_spans.add().spans.add()
-    span.trace_id, span.span_id, span.name, span.kind = bytes.fromhex(trace_id), bytes.fromhex(span_id), name, 3
-    span.start_time_unix_nano, span.end_time_unix_nano = now - 1_000_000, now
-    return req.SerializeToString()
 
 
 # --- CORS -----------------------------------------------------------------------------------------
@@ -310,152 +200,6 @@ def test_correlation_ids_can_be_turned_off(collector, serve):
     server = serve(app)
     r = http("GET", server.url + "/api/hello", headers={"X-Correlation-ID": "c-1"})
     assert r.json() == {"correlation_id": None} and "x-correlation-id" not in r.headers
-
-
-# --- the relay ------------------------------------------------------------------------------------
-
-RELAY = "/otlp/v1/traces"
-
-
-@pytest.mark.parametrize("encoding", ["json", "protobuf", "json+gzip", "protobuf+gzip"])
-def test_the_relay_forwards_exports_to_the_collector_untraced(collector, serve, encoding):
-    app, setup = build_app(collector, f"relay-{encoding}")
-    server = serve(app)
-    trace_id, span_id = ids()
-    body = (otlp_json if encoding.startswith("json") else otlp_protobuf)(trace_id, span_id, encoding)
-    headers = {"Content-Type": "application/json" if encoding.startswith("json") else "application/x-protobuf"}
-    if encoding.endswith("gzip"):
-        body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
-    r = http("POST", server.url + RELAY, body, headers)
-    assert r.status == 200, r.body
-    [span] = collector.trace(trace_id)
-    assert (span["spanId"], span["name"], span["resource"]["service.name"]) == (span_id, encoding, "relayed")
-    assert setup.collector_url == collector.traces_url
-    # No server span for the relay itself (instrument_app ran after the OpenTelemetry instrumentation).
-    marker, parent = ids()
-    http("GET", server.url + "/api/hello", headers={"traceparent": f"00-{marker}-{parent}-01"})
-    server_span(collector, marker)
-    servers = [s["name"] for s in collector.spans()
-               if s["resource"]["service.name"] == f"relay-{encoding}" and s["kind"] == SERVER]
-    assert servers == ["GET /api/hello"], servers
-
-
-def gzip_bomb(size: int) -> bytes:
-    return gzip.compress(b"{" + b" " * size + b"}", 9)
-
-
-REFUSED = {  # name: (headers, body, status, words in the error)
-    "text/plain": ({"Content-Type": "text/plain"}, b"{}", 415, "Content-Type"),
-    "no content type": ({}, b'{"resourceSpans": []}', 415, "Content-Type"),
-    "application/protobuf": ({"Content-Type": "application/protobuf"}, b"", 415, "Content-Type"),
-    "brotli": ({"Content-Type": "application/json", "Content-Encoding": "br"}, b"{}", 415, "Content-Encoding"),
-    "oversized": ({"Content-Type": "application/json"}, b"{" + b" " * 5000 + b"}", 413, "4096 bytes"),
-    "gzip bomb": ({"Content-Type": "application/json", "Content-Encoding": "gzip"}, gzip_bomb(1 << 20), 413,
-                  "decompressed"),
-    "not gzip": ({"Content-Type": "application/json", "Content-Encoding": "gzip"}, b"{}", 400, "gzip"),
-    "truncated gzip": ({"Content-Type": "application/json", "Content-Encoding": "gzip"},
-                       gzip.compress(b'{"resourceSpans": []}')[:-6], 400, "gzip"),
-    "not JSON": ({"Content-Type": "application/json"}, b'{"resourceSpans": [', 400, "not JSON"),
-    "not UTF-8": ({"Content-Type": "application/json"}, b'{"resourceSpans": ["\xff"]}', 400, "not JSON"),
-    "deep JSON": ({"Content-Type": "application/json"}, b"[" * 2000 + b"]" * 2000, 400, "RecursionError"),
-    "JSON without spans": ({"Content-Type": "application/json"}, b'{"spans": []}', 400, "resourceSpans"),
-    "JSON spans not a list": ({"Content-Type": "application/json"},
-                              b'{"resourceSpans": [{"scopeSpans": [{"spans": 5}]}]}', 400, "spans"),
-    "JSON as protobuf": ({"Content-Type": "application/x-protobuf"}, b'{"resourceSpans": []}', 400, "protobuf"),
-    "truncated protobuf": ({"Content-Type": "application/x-protobuf"}, b"\x0a\x10\x12\x0e", 400, "protobuf"),
-    "protobuf with a bad span list": ({"Content-Type": "application/x-protobuf"}, b"\x0a\x02\x12\x00\x0a\x03\x12\x01\xff",
-                                      400, "protobuf"),
-}
-
-
-def test_the_relay_refuses_bad_bodies_with_a_clear_4xx_and_never_forwards_them(collector, serve):
-    upstream = Recorder()
-    try:
-        app, _ = build_app(collector, "relay-refuses", collector=upstream.url, relay_max_bytes=4096)
-        server = serve(app)
-        for name, (headers, body, status, words) in REFUSED.items():
-            r = http("POST", server.url + RELAY, body, headers)
-            assert r.status == status, (name, r.body)
-            assert words in r.json()["error"], (name, r.json())
-        chunked = http("POST", server.url + RELAY, iter([b"{" + b" " * 3000, b" " * 3000 + b"}"]),
-                       {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
-        assert chunked.status == 413
-        assert http("GET", server.url + RELAY).status == 405
-        assert http("PUT", server.url + RELAY, b"{}", {"Content-Type": "application/json"}).status == 405
-        assert upstream.hits == []
-        # What passes goes to the configured collector, and only there.
-        ok = http("POST", server.url + RELAY + "?endpoint=http://evil.test/", otlp_json(*ids(), "ok"),
-                  {"Content-Type": "application/json", "X-Forwarded-Host": "evil.test", "Forwarded": "host=evil.test"})
-        assert ok.status == 200
-        assert [(m, p) for m, p, _ in upstream.hits] == [("POST", "/v1/traces")]
-    finally:
-        upstream.stop()
-
-
-def test_the_relay_passes_the_collectors_verdict_through(collector, serve):
-    upstream = Recorder(status=503)
-    try:
-        app, _ = build_app(collector, "relay-verdict", collector=upstream.url + "/custom/path")
-        server = serve(app)
-        r = http("POST", server.url + RELAY, otlp_json(*ids(), "x"), {"Content-Type": "application/json"})
-        assert r.status == 503
-        assert [p for _, p, _ in upstream.hits] == ["/custom/path"]  # a full URL is used as it is
-    finally:
-        upstream.stop()
-
-
-def test_the_relay_answers_502_when_the_collector_is_down(collector, serve):
-    app, _ = build_app(collector, "relay-down", collector=f"http://127.0.0.1:{free_port()}")
-    server = serve(app)
-    r = http("POST", server.url + RELAY, otlp_json(*ids(), "x"), {"Content-Type": "application/json"})
-    assert r.status == 502 and "unreachable" in r.json()["error"]
-
-
-def test_the_relay_rate_limits_each_client(collector, serve):
-    upstream = Recorder()
-    try:
-        app, _ = build_app(collector, "relay-rate", collector=upstream.url, relay_burst=3, relay_rate_per_second=0.01)
-        server = serve(app)
-        statuses = [http("POST", server.url + RELAY, otlp_json(*ids(), "x"), {"Content-Type": "application/json"})
-                    for _ in range(5)]
-        assert [r.status for r in statuses] == [200, 200, 200, 429, 429]
-        assert int(statuses[3].headers["retry-after"]) >= 1
-        assert len(upstream.hits) == 3
-        assert http("GET", server.url + "/api/hello").status == 200  # only the relay is limited
-    finally:
-        upstream.stop()
-
-
-def test_cross_origin_pages_may_use_the_relay(collector, serve):
-    app, _ = build_app(collector, "relay-cors", allow_origins=[PAGE])
-    server = serve(app)
-    r = preflight(server.url + RELAY, PAGE, "content-type, content-encoding")
-    assert r.status == 200 and r.headers["access-control-allow-origin"] == PAGE
-    assert preflight(server.url + RELAY, EVIL, "content-type").status == 400
-    trace_id, span_id = ids()
-    r = http("POST", server.url + RELAY, otlp_json(trace_id, span_id, "cross"),
-             {"Content-Type": "application/json", "Origin": PAGE})
-    assert r.status == 200 and r.headers["access-control-allow-origin"] == PAGE
-    collector.trace(trace_id)
-
-
-def test_instrument_app_before_the_otel_instrumentation_still_works_and_warns(collector, serve, caplog):
-    app, _ = build_app(collector, "early", allow_origins=[PAGE], before_otel=True)
-    with caplog.at_level(logging.WARNING, logger="tracelink_backend"):
-        server = serve(app)
-        trace_id, parent = ids()
-        r = http("GET", server.url + "/api/hello", headers={"traceparent": f"00-{trace_id}-{parent}-01", "Origin": PAGE})
-    assert r.headers["traceresponse"][3:35] == trace_id and r.headers["timing-allow-origin"] == PAGE
-    assert server_span(collector, trace_id)["parentSpanId"] == parent
-    assert http("POST", server.url + RELAY, otlp_json(*ids(), "x"), {"Content-Type": "application/json"}).status == 200
-    assert any("will make server spans" in m for m in caplog.messages), caplog.messages
-
-
-def test_the_relay_can_be_turned_off(collector, serve):
-    app, setup = build_app(collector, "no-relay", relay_path=None)
-    server = serve(app)
-    assert http("POST", server.url + RELAY, otlp_json(*ids(), "x"), {"Content-Type": "application/json"}).status == 404
-    assert setup.collector_url is None
 
 
 # --- arguments ------------------------------------------------------------------------------------
