@@ -198,6 +198,14 @@ impl Tracer {
         }
     }
 
+    /// The start time of live span `h` (recording or not).
+    pub fn start_time(&self, h: SpanHandle) -> Option<u64> {
+        match self.slots.get(h.index()) {
+            Some(Slot::Live { generation, span, .. }) if *generation == h.generation() => Some(span.start_time_unix_nano),
+            _ => None,
+        }
+    }
+
     /// The context of a live span (for propagation), if `h` is live.
     pub fn context(&self, h: SpanHandle) -> Option<&SpanContext> {
         match self.slots.get(h.index()) {
