@@ -62,9 +62,9 @@ function filesUnder(dir) {
     .map((e) => path.relative(dir, path.join(e.parentPath ?? e.path, e.name)));
 }
 
-/** Total gzip -9 bytes of the output's .js/.mjs and .wasm files, and the list. */
-function shippedSize(dir) {
-  const files = filesUnder(dir).filter((f) => /\.(m?js|wasm)$/.test(f)).sort();
+/** Total gzip -9 bytes of the output's .js/.mjs and .wasm files (or of `only` those), and the list. */
+function shippedSize(dir, only = null) {
+  const files = filesUnder(dir).filter((f) => /\.(m?js|wasm)$/.test(f) && (!only || only.has(f))).sort();
   const rows = files.map((f) => {
     const bytes = fs.readFileSync(path.join(dir, f));
     return { file: f, raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
@@ -90,7 +90,8 @@ after(async () => {
 
 /**
  * Serves `outDir` from the backend, opens its index.html in a fresh browser
- * context and returns what the app reported plus every .wasm response.
+ * context and returns what the app reported and every response the page got
+ * ({ path, status }).
  */
 async function runInBrowser(outDir) {
   const backend = await startBackend({ collectorUrl: collector.httpUrl, staticDir: outDir, corsOrigins: '' });
@@ -98,23 +99,25 @@ async function runInBrowser(outDir) {
   try {
     const page = await context.newPage();
     const errors = [];
-    const wasm = [];
+    const responses = [];
     page.on('pageerror', (e) => errors.push(e));
-    page.on('response', (r) => {
-      if (new URL(r.url()).pathname.endsWith('.wasm')) wasm.push({ path: new URL(r.url()).pathname, status: r.status() });
-    });
+    page.on('response', (r) => responses.push({ path: new URL(r.url()).pathname, status: r.status() }));
     await page.goto(`${backend.url}/`);
     const result = await page.evaluate(() => window.appResult);
-    return { result, errors, wasm };
+    return { result, errors, responses };
   } finally {
     await context.close();
     await backend.stop();
   }
 }
 
-/** The checks every bundler's build must pass in the browser. */
+/**
+ * The checks every bundler's build must pass in the browser. Returns the
+ * output files the page loaded (relative paths).
+ */
 async function assertAppTraces(outDir, service) {
-  const { result, errors, wasm } = await runInBrowser(outDir);
+  const { result, errors, responses } = await runInBrowser(outDir);
+  const wasm = responses.filter((r) => r.path.endsWith('.wasm'));
   assert.equal(result.error, undefined, `the app failed: ${result.error}`);
   assert.deepEqual(errors, [], 'no uncaught page errors');
   assert.equal(result.status, 200);
@@ -136,13 +139,16 @@ async function assertAppTraces(outDir, service) {
   assert.equal(servers[0].spanId, result.body.server_span.span_id);
   assert.equal(result.stats.dropped, 0, JSON.stringify(result.stats));
   assert.equal(result.stats.exported, result.stats.ended, JSON.stringify(result.stats));
+  return new Set(responses.filter((r) => r.status === 200).map((r) => r.path.slice(1).split('/').join(path.sep)));
 }
 
-function reportSize(t, name, version, outDir) {
-  const size = shippedSize(outDir);
-  const list = size.rows.map((r) => `${r.file} ${r.gzip}`).join(', ');
-  t.diagnostic(`${name} ${version}: output JS + wasm ${size.raw} B raw, ${size.gzip} B gzip -9 (${list})`);
-  return size;
+/** Prints the size of the whole output and of what the page loaded (JS + wasm, gzip -9). */
+function reportSize(t, name, version, outDir, loaded) {
+  const all = shippedSize(outDir);
+  const page = shippedSize(outDir, loaded);
+  const list = (rows) => rows.map((r) => `${r.file} ${r.gzip}`).join(', ');
+  t.diagnostic(`${name} ${version}: the page loaded JS + wasm ${page.raw} B raw, ${page.gzip} B gzip -9 (${list(page.rows)})`);
+  t.diagnostic(`${name} ${version}: all output JS + wasm ${all.raw} B raw, ${all.gzip} B gzip -9 (${list(all.rows)})`);
 }
 
 const indexHtml = (service, script) =>
@@ -170,8 +176,7 @@ test('Vite (production build, default config): the wasm loads and a traced fetch
   const moduleIds = [output].flat().flatMap((o) => o.output).flatMap((c) => c.moduleIds ?? []);
   assert.ok(moduleIds.some((id) => /tracelink[\\/]tracelink\.js$/.test(id)), 'tracelink was bundled from node_modules');
   assert.deepEqual(moduleIds.filter((id) => NODE_ONLY.test(id)), [], 'nothing Node-only in the bundle');
-  reportSize(t, 'vite', version, outDir);
-  await assertAppTraces(outDir, service);
+  reportSize(t, 'vite', version, outDir, await assertAppTraces(outDir, service));
 });
 
 test('webpack 5 (production mode, no loaders or plugins): the wasm loads and a traced fetch joins the backend', async (t) => {
@@ -190,6 +195,5 @@ test('webpack 5 (production mode, no loaders or plugins): the wasm loads and a t
   assert.ok(moduleNames.some((n) => /tracelink[\\/]tracelink\.js/.test(n)), 'tracelink was bundled from node_modules');
   assert.deepEqual(moduleNames.filter((n) => NODE_ONLY.test(n)), [], 'nothing Node-only in the bundle');
   fs.writeFileSync(path.join(outDir, 'index.html'), indexHtml(service, '<script src="./main.js"></script>'));
-  reportSize(t, 'webpack', version, outDir);
-  await assertAppTraces(outDir, service);
+  reportSize(t, 'webpack', version, outDir, await assertAppTraces(outDir, service));
 });
