@@ -17,7 +17,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startCollector, startBackend, stopAll } from '../support/peers.mjs';
+import { startCollector, startBackend, stopAll, freePort } from '../support/peers.mjs';
 import { launchChromium } from '../support/browser.mjs';
 import { PKG, assertJoined, tempDir } from '../edge/support.mjs';
 
@@ -89,12 +89,10 @@ after(async () => {
 });
 
 /**
- * Serves `outDir` from the backend, opens its index.html in a fresh browser
- * context and returns what the app reported and every response the page got
- * ({ path, status }).
+ * Opens the app at `url` in a fresh browser context: what the app reported,
+ * uncaught page errors, and every response the page got ({ path, status }).
  */
-async function runInBrowser(outDir) {
-  const backend = await startBackend({ collectorUrl: collector.httpUrl, staticDir: outDir, corsOrigins: '' });
+async function openApp(url) {
   const context = await browser.newContext();
   try {
     const page = await context.newPage();
@@ -102,35 +100,29 @@ async function runInBrowser(outDir) {
     const responses = [];
     page.on('pageerror', (e) => errors.push(e));
     page.on('response', (r) => responses.push({ path: new URL(r.url()).pathname, status: r.status() }));
-    await page.goto(`${backend.url}/`);
+    await page.goto(url);
     const result = await page.evaluate(() => window.appResult);
     return { result, errors, responses };
   } finally {
     await context.close();
-    await backend.stop();
   }
 }
 
 /**
- * The checks every bundler's build must pass in the browser. Returns the
- * output files the page loaded (relative paths).
+ * The checks every bundled app must pass in the browser: it ran, loaded a
+ * wasm, and its traced fetch joined the backend's trace under the operation.
+ * Returns the paths of the .wasm and successful responses.
  */
-async function assertAppTraces(outDir, service) {
-  const { result, errors, responses } = await runInBrowser(outDir);
-  const wasm = responses.filter((r) => r.path.endsWith('.wasm'));
+async function assertAppTraces(url, service) {
+  const { result, errors, responses } = await openApp(url);
   assert.equal(result.error, undefined, `the app failed: ${result.error}`);
   assert.deepEqual(errors, [], 'no uncaught page errors');
   assert.equal(result.status, 200);
   assert.match(result.traceId, /^[0-9a-f]{32}$/);
   assert.equal(result.body.received.traceparent.slice(3, 35), result.traceId, 'the fetch sent traceparent');
-
-  const built = new Set(filesUnder(outDir).filter((f) => f.endsWith('.wasm')).map((f) => `/${f.split(path.sep).join('/')}`));
-  assert.ok(built.size > 0, 'the build emitted the wasm');
+  const wasm = responses.filter((r) => r.path.endsWith('.wasm'));
   assert.ok(wasm.length > 0, 'the page loaded a wasm');
-  for (const w of wasm) {
-    assert.equal(w.status, 200, `${w.path} was found`);
-    assert.ok(built.has(w.path), `${w.path} is one of the build's files (${[...built].join(', ')})`);
-  }
+  for (const w of wasm) assert.equal(w.status, 200, `${w.path} was found`);
 
   const { clients, servers } = await assertJoined(collector, result.traceId, service);
   const [op] = collector.readSpans().filter((s) => s.traceId === result.traceId && s.name === 'bundled.ping');
@@ -139,7 +131,30 @@ async function assertAppTraces(outDir, service) {
   assert.equal(servers[0].spanId, result.body.server_span.span_id);
   assert.equal(result.stats.dropped, 0, JSON.stringify(result.stats));
   assert.equal(result.stats.exported, result.stats.ended, JSON.stringify(result.stats));
-  return new Set(responses.filter((r) => r.status === 200).map((r) => r.path.slice(1).split('/').join(path.sep)));
+  return { wasm: wasm.map((w) => w.path), loaded: responses.filter((r) => r.status === 200).map((r) => r.path) };
+}
+
+/**
+ * Serves the build in `outDir` from the backend and runs the app: the wasm it
+ * loads must be the build's own. Returns the output files the page loaded.
+ */
+async function assertBuildTraces(outDir, service) {
+  const backend = await startBackend({ collectorUrl: collector.httpUrl, staticDir: outDir, corsOrigins: '' });
+  try {
+    const { wasm, loaded } = await assertAppTraces(`${backend.url}/`, service);
+    const built = new Set(filesUnder(outDir).filter((f) => f.endsWith('.wasm')).map((f) => `/${f.split(path.sep).join('/')}`));
+    for (const w of wasm) assert.ok(built.has(w), `${w} is one of the build's files (${[...built].join(', ')})`);
+    return new Set(loaded.map((p) => p.slice(1).split('/').join(path.sep)));
+  } finally {
+    await backend.stop();
+  }
+}
+
+/** A Vite logger that also records every warning and error into `into`. */
+function recordingLogger(vite, into) {
+  const logger = vite.createLogger('warn');
+  const record = (level) => (msg, options) => { into.push(`${level}: ${msg}`); logger[level](msg, options); };
+  return { ...logger, warn: record('warn'), warnOnce: record('warnOnce'), error: record('error') };
 }
 
 /** Prints the size of the whole output and of what the page loaded (JS + wasm, gzip -9). */
@@ -161,22 +176,20 @@ test('Vite (production build, default config): the wasm loads and a traced fetch
   fs.writeFileSync(path.join(app, 'index.html'), indexHtml(service, '<script type="module" src="./main.js"></script>'));
   const outDir = path.join(app, 'dist-vite');
   const warnings = [];
-  const logger = vite.createLogger('warn');
-  const record = (level) => (msg, options) => { warnings.push(`${level}: ${msg}`); logger[level](msg, options); };
   const output = await vite.build({
     root: app,
     configFile: false,
     mode: 'production',
     logLevel: 'warn',
     clearScreen: false,
-    customLogger: { ...logger, warn: record('warn'), warnOnce: record('warnOnce'), error: record('error') },
+    customLogger: recordingLogger(vite, warnings),
     build: { outDir, emptyOutDir: true },
   });
   assert.deepEqual(warnings, [], 'the build printed no warnings');
   const moduleIds = [output].flat().flatMap((o) => o.output).flatMap((c) => c.moduleIds ?? []);
   assert.ok(moduleIds.some((id) => /tracelink[\\/]tracelink\.js$/.test(id)), 'tracelink was bundled from node_modules');
   assert.deepEqual(moduleIds.filter((id) => NODE_ONLY.test(id)), [], 'nothing Node-only in the bundle');
-  reportSize(t, 'vite', version, outDir, await assertAppTraces(outDir, service));
+  reportSize(t, 'vite', version, outDir, await assertBuildTraces(outDir, service));
 });
 
 test('webpack 5 (production mode, no loaders or plugins): the wasm loads and a traced fetch joins the backend', async (t) => {
@@ -195,5 +208,30 @@ test('webpack 5 (production mode, no loaders or plugins): the wasm loads and a t
   assert.ok(moduleNames.some((n) => /tracelink[\\/]tracelink\.js/.test(n)), 'tracelink was bundled from node_modules');
   assert.deepEqual(moduleNames.filter((n) => NODE_ONLY.test(n)), [], 'nothing Node-only in the bundle');
   fs.writeFileSync(path.join(outDir, 'index.html'), indexHtml(service, '<script src="./main.js"></script>'));
-  reportSize(t, 'webpack', version, outDir, await assertAppTraces(outDir, service));
+  reportSize(t, 'webpack', version, outDir, await assertBuildTraces(outDir, service));
+});
+
+test('Vite dev server (dependency pre-bundling, no configuration for tracelink): the wasm loads and a traced fetch joins', async () => {
+  const { mod: vite } = await bundler('vite');
+  const service = 'bundled-app-vite-dev';
+  fs.writeFileSync(path.join(app, 'index.html'), indexHtml(service, '<script type="module" src="./main.js"></script>'));
+  // The app's API and the OTLP relay are the backend's, proxied as a Vite app does for its API.
+  const backend = await startBackend({ collectorUrl: collector.httpUrl, corsOrigins: '' });
+  const warnings = [];
+  const server = await vite.createServer({
+    root: app,
+    configFile: false,
+    clearScreen: false,
+    logLevel: 'warn',
+    customLogger: recordingLogger(vite, warnings),
+    server: { host: '127.0.0.1', port: await freePort(), strictPort: true, proxy: { '/api': backend.url, '/otlp': backend.url } },
+  });
+  try {
+    await server.listen();
+    await assertAppTraces(server.resolvedUrls.local[0], service);
+    assert.deepEqual(warnings, [], 'the dev server printed no warnings');
+  } finally {
+    await server.close();
+    await backend.stop();
+  }
 });
