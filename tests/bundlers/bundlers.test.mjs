@@ -142,11 +142,20 @@ async function assertBuildTraces(outDir, service) {
   const backend = await startBackend({ collectorUrl: collector.httpUrl, staticDir: outDir, corsOrigins: '' });
   try {
     const { wasm, loaded } = await assertAppTraces(`${backend.url}/`, service);
-    const built = new Set(filesUnder(outDir).filter((f) => f.endsWith('.wasm')).map((f) => `/${f.split(path.sep).join('/')}`));
+    assertNoBuildPaths(outDir);
+  const built = new Set(filesUnder(outDir).filter((f) => f.endsWith('.wasm')).map((f) => `/${f.split(path.sep).join('/')}`));
     for (const w of wasm) assert.ok(built.has(w), `${w} is one of the build's files (${[...built].join(', ')})`);
     return new Set(loaded.map((p) => p.slice(1).split('/').join(path.sep)));
   } finally {
     await backend.stop();
+  }
+}
+
+/** The output must not embed the build machine's paths (e.g. an `import.meta.url` made a file: URL). */
+function assertNoBuildPaths(outDir) {
+  for (const f of filesUnder(outDir).filter((f) => /\.m?js$/.test(f))) {
+    const text = fs.readFileSync(path.join(outDir, f), 'utf8');
+    assert.ok(!text.includes(app) && !text.includes(pathToFileURL(app).href), `${f} embeds the build path ${app}`);
   }
 }
 
