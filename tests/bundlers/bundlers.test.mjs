@@ -8,7 +8,9 @@
 // are told to ignore). The output is served by the real FastAPI + OpenTelemetry
 // backend (same origin: the app, /api/ping and the OTLP relay to rotel), and in
 // headless Chromium the wasm must load from the bundle and the traced fetch
-// must join the backend's trace. Prints the output's JS + wasm size (gzip -9).
+// must join the backend's trace. The same app also runs on the Vite dev
+// server, whose dependency pre-bundling moves the package's modules. Prints
+// what the page loaded and the whole output, JS + wasm, gzip -9.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -47,6 +49,7 @@ function run(cmd, args, cwd) {
 
 /** A fresh app directory with `tracelink` installed from an `npm pack` of pkg/. */
 function installApp() {
+  if (!fs.readdirSync(PKG).some((f) => f.endsWith('.wasm'))) throw new Error(`${PKG} has no wasm: run scripts/build.sh first`);
   const app = tempDir('tracelink-bundled-app-');
   const tgz = run('npm', ['pack', '--silent', '--pack-destination', app, PKG], app).trim().split('\n').pop();
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'bundled-app', private: true, type: 'module' }));
