@@ -52,6 +52,14 @@ const span = trace.getTracer('app').startSpan('boot', { attributes: { 'app.page'
 span.addEvent('ready');
 span.end();
 `;
+/** Elastic APM RUM, set up as its docs show: a transaction around page work, fetch patched by default. */
+const SIZE_ELASTIC = `
+import { init as initApm } from '@elastic/apm-rum';
+const apm = initApm({ serviceName: 'app', serverUrl: 'https://apm.example' });
+const tr = apm.startTransaction('boot', 'app');
+tr.addLabels({ 'app.page': location.pathname });
+tr.end();
+`;
 const SIZE_TRACELINK = `
 import { setupTracing } from 'tracelink';
 const tracing = await setupTracing({ serviceName: 'app', otlpEndpoint: 'https://collector.example/v1/traces', instrumentFetch: true });
@@ -109,6 +117,13 @@ export async function build({ pkgDir = resolve(HERE, '..', 'pkg'), outDir = join
     const outfile = join(outDir, 'size', key === 'otel' ? 'otel.js' : 'otel-proto.js');
     await bundle({ stdin: { contents: SIZE_OTEL(pkg), resolveDir: HERE, sourcefile: `size-${key}.js` }, outfile });
     result.sizes[key] = measure([{ name: 'bundle.js', bytes: readFileSync(outfile) }]);
+  }
+  try {
+    const outfile = join(outDir, 'size', 'elastic.js');
+    await bundle({ stdin: { contents: SIZE_ELASTIC, resolveDir: HERE, sourcefile: 'size-elastic.js' }, outfile });
+    result.sizes.elastic = measure([{ name: 'bundle.js', bytes: readFileSync(outfile) }]);
+  } catch (e) {
+    result.sizes.elastic = null; // not installed: the row is left out
   }
 
   // tracelink: same settings; the wasm sits next to each bundle (import.meta.url).

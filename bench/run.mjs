@@ -162,9 +162,10 @@ async function waitDelivered(page, runId, base, timeoutMs) {
   }
 }
 
-async function unitSpanCost(side) {
+/** Span cost; `protocol` forces one for both sides (equal work), else each side's default. */
+const unitSpanCost = (protocol) => async (side) => {
   const id = newRunId(side, 'cost');
-  const { context, page } = await openSide(side, { endpoint: sink.url(id), protocol: protocolFor(side) });
+  const { context, page } = await openSide(side, { endpoint: sink.url(id), protocol: protocol ?? protocolFor(side) });
   try {
     const { n, chunk, warmup } = CFG.spanCost;
     await page.evaluate(([w, c]) => globalThis.bench.spanCost(w, c), [warmup, chunk]);
@@ -173,14 +174,14 @@ async function unitSpanCost(side) {
   } finally {
     await context.close();
   }
-}
+};
 
-function unitBurst(kind) {
+function unitBurst(kind, protocol) {
   return async (side) => {
     const { tight, yielding, yieldEvery, timeoutMs } = CFG.burst;
     const [n, every] = kind === 'tight' ? [tight, 0] : [yielding, yieldEvery];
     const id = newRunId(side, `burst-${kind}`);
-    const { context, page } = await openSide(side, { endpoint: sink.url(id), protocol: protocolFor(side) });
+    const { context, page } = await openSide(side, { endpoint: sink.url(id), protocol: protocol ?? protocolFor(side) });
     try {
       // Warm-up: JIT, connection and CORS preflight cache.
       await page.evaluate(() => globalThis.bench.spanBurst(1000, 250));
@@ -424,17 +425,27 @@ function metrics() {
   return [
     { no: 1, title: 'shipped size', units: {} },
     {
-      no: 2, title: 'span cost', reps: CFG.spanCost.reps, units: { cost: unitSpanCost },
-      rows: [{ unit: 'cost', label: '2. span cost (5 attrs + 3 setAttribute + 1 event + end), ns/span', fmt: fmt1, get: (s) => s.value }],
+      // Equal work: both sides on the same protocol (the rows that compare),
+      // then each side's default (what a user gets without choosing).
+      no: 2, title: 'span cost', reps: CFG.spanCost.reps,
+      units: { 'cost-protobuf': unitSpanCost('http/protobuf'), 'cost-json': unitSpanCost('http/json'), cost: unitSpanCost(null) },
+      rows: [
+        { unit: 'cost-protobuf', label: '2. span cost (5 attrs + 3 setAttribute + 1 event + end), ns/span, both http/protobuf', fmt: fmt1, get: (s) => s.value },
+        { unit: 'cost-json', label: '2. span cost, ns/span, both http/json', fmt: fmt1, get: (s) => s.value },
+        { unit: 'cost', label: `2. span cost, ns/span, defaults (tracelink ${p('tracelink')}, OTel JS ${p('otel')})`, fmt: fmt1, get: (s) => s.value },
+      ],
     },
     {
       no: 3, title: 'delivery under a burst', reps: b.reps,
-      units: { tight: unitBurst('tight'), yielding: unitBurst('yielding'), rotel: unitRotel },
+      units: { 'tight-protobuf': unitBurst('tight', 'http/protobuf'), 'tight-json': unitBurst('tight', 'http/json'), yielding: unitBurst('yielding'), rotel: unitRotel },
       rows: [
-        { unit: 'tight', label: `3. ${b.tight / 1000}k tight loop: delivered`, fmt: fmtPct, get: (s) => s.value },
-        { unit: 'tight', label: `3. ${b.tight / 1000}k tight loop: time to all delivered, ms`, fmt: fmtInt, get: (s) => s.deliveredMs },
-        { unit: 'yielding', label: `3. ${b.yielding / 1000}k loop yielding every ${b.yieldEvery}: delivered`, fmt: fmtPct, get: (s) => s.value },
-        { unit: 'yielding', label: `3. ${b.yielding / 1000}k loop yielding every ${b.yieldEvery}: time to all delivered, ms`, fmt: fmtInt, get: (s) => s.deliveredMs },
+        { unit: 'tight-protobuf', label: `3. ${b.tight / 1000}k tight loop, both http/protobuf: delivered`, fmt: fmtPct, get: (s) => s.value },
+        { unit: 'tight-protobuf', label: `3. ${b.tight / 1000}k tight loop, both http/protobuf: time to all delivered, ms`, fmt: fmtInt, get: (s) => s.deliveredMs },
+        { unit: 'tight-protobuf', label: `3. ${b.tight / 1000}k tight loop, both http/protobuf: dropped and counted by the SDK`, fmt: fmtInt, get: (s) => s.dropped },
+        { unit: 'tight-json', label: `3. ${b.tight / 1000}k tight loop, both http/json: delivered`, fmt: fmtPct, get: (s) => s.value },
+        { unit: 'tight-json', label: `3. ${b.tight / 1000}k tight loop, both http/json: time to all delivered, ms`, fmt: fmtInt, get: (s) => s.deliveredMs },
+        { unit: 'yielding', label: `3. ${b.yielding / 1000}k loop yielding every ${b.yieldEvery}, defaults: delivered`, fmt: fmtPct, get: (s) => s.value },
+        { unit: 'yielding', label: `3. ${b.yielding / 1000}k loop yielding every ${b.yieldEvery}, defaults: time to all delivered, ms`, fmt: fmtInt, get: (s) => s.deliveredMs },
         { unit: 'rotel', label: `3. realism: ${b.rotelSpans / 1000}k spans yielding every ${b.yieldEvery} into rotel ${rotel?.version ?? ''} (real collector): accepted`, fmt: fmtPct, get: (s) => s.value, na: 'n/a (no rotel)', naOtel: 'n/a (no rotel)' },
       ],
     },
@@ -458,7 +469,7 @@ function metrics() {
     {
       no: 6, title: 'traced fetch latency', reps: CFG.fetch.reps, units: { fetch: unitFetch },
       rows: [
-        { unit: 'fetch', label: `6. traced fetch added latency, median of ${CFG.fetch.pairs} pairs, us`, fmt: fmt1, get: (s) => s.value },
+        { unit: 'fetch', label: `6. traced fetch added latency (task-scoped context, re-entry on settle), median of ${CFG.fetch.pairs} pairs, us`, fmt: fmt1, get: (s) => s.value },
         { unit: 'fetch', label: `6. traced fetch added latency, p99 of ${CFG.fetch.pairs} pairs, us`, fmt: fmt1, get: (s) => s.addedP99Us },
       ],
     },
@@ -483,13 +494,20 @@ function metrics() {
 
 function sizeRows(sizes) {
   const rows = [];
+  const one = (v) => (v == null ? null : { median: v, min: v, max: v, n: 1 });
   for (const [key, label] of [['raw', 'raw'], ['gzip', 'gzip -9'], ['brotli', 'brotli']]) {
     rows.push({
-      label: `1. shipped size (JS bundle + wasm), ${label}`,
-      fmt: fmtKB,
-      tracelink: sizes.tracelink ? { median: sizes.tracelink.total[key], min: sizes.tracelink.total[key], max: sizes.tracelink.total[key], n: 1 } : null,
-      otel: { median: sizes.otel.total[key], min: sizes.otel.total[key], max: sizes.otel.total[key], n: 1 },
+      label: `1. default page setup (JS bundle + wasm), ${label}; OTel JS with the OTLP/protobuf exporter`,
+      fmt: fmtKB, tracelink: one(sizes.tracelink?.total[key]), otel: one(sizes.otelProto.total[key]),
     });
+  }
+  rows.push({ label: '1. default page setup, gzip -9; OTel JS with its default OTLP/JSON exporter', fmt: fmtKB,
+    tracelink: one(sizes.tracelink?.total.gzip), otel: one(sizes.otel.total.gzip) });
+  for (const [key, name] of [['elastic', 'Elastic APM RUM 5.17.5'], ['sentry', 'Sentry browser + tracing'], ['faro', 'Grafana Faro + tracing']]) {
+    if (sizes[key]) rows.push({ label: `1. default page setup, gzip -9; vs ${name} (in the OTel JS column)`, fmt: fmtKB, tracelink: one(sizes.tracelink?.total.gzip), otel: one(sizes[key].total.gzip) });
+  }
+  for (const r of sizes.tracelinkOptIns ?? []) {
+    rows.push({ label: `1. ${r.what.replace(/^opt-in: /, 'opt-in, added gzip -9: ')}`, fmt: (v) => `+${fmtKB(v)}`, tracelink: one(r.gzip), otel: null, naOtel: '—' });
   }
   return rows;
 }
@@ -631,7 +649,7 @@ async function main() {
   const mach = machine(browserVersion);
   const protoNote = CFG.protocol
     ? `protocol ${CFG.protocol} for both in 2, 3, 6, 7, 8`
-    : 'metrics 2, 3, 6, 7, 8 use each SDK\'s default protocol (tracelink http/protobuf, OTel JS http/json)';
+    : 'rows labelled "both http/…" run both SDKs on that protocol (equal work); other rows of 2, 3, 6, 7, 8 use each SDK\'s default protocol (tracelink http/protobuf, OTel JS http/json)';
   const notes = [
     `${new Date().toISOString().slice(0, 10)} · ${mach.cpuModel} × ${mach.nproc} · Node ${mach.node} · Chromium ${browserVersion} (headless) · ${runSeconds} s${QUICK ? ' · QUICK mode' : ''}`,
     `median (min–max) over repetitions; ratio = tracelink / OTel JS; ${protoNote}.`,

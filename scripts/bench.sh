@@ -46,4 +46,6 @@ if [ -z "${TRACELINK_PKG:-}" ] && [ -f pkg/tracelink.wasm ]; then
   fi
 fi
 
-exec node bench/run.mjs "$@"
+node bench/run.mjs "$@"
+# The context mechanism in a server runtime: AsyncLocalStorage vs the task-scoped store (tracelink only).
+node bench/node-context.mjs
