@@ -51,9 +51,11 @@ mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
 
-# Trace only the API: not /healthz, the relay, static files or the page's
-# config fetch. The ASGI instrumentation searches "scheme://host/path" with these.
-UNTRACED_URLS = r"^[a-z]+://[^/]*/(?!api/),/api/config$"
+# Trace only the API and HTML pages (`/`, `/dir/`, `*.html`: their server span
+# reaches the browser in Server-Timing, so the page-load trace joins it): not
+# /healthz, the relay, other static files or the page's config fetch. The ASGI
+# instrumentation searches "scheme://host/path" with these.
+UNTRACED_URLS = r"^[a-z]+://[^/]*/(?!api/|(?:[^/]*/)*(?:[^/]+\.html)?$),/api/config$"
 
 TRACE_REQUEST_HEADERS = ("traceparent", "tracestate", "baggage", CORRELATION_HEADER)
 

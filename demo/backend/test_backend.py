@@ -357,7 +357,7 @@ def test_relay_answers_502_when_collector_is_down(tmp_path):
 # --- static files -------------------------------------------------------------------------------
 
 
-def test_static_and_pkg_dirs_are_served_untraced(tmp_path, collector):
+def test_static_and_pkg_dirs_are_served_untraced_except_html(tmp_path, collector):
     site, pkg = tmp_path / "site", tmp_path / "pkg"
     site.mkdir()
     pkg.mkdir()
@@ -376,7 +376,14 @@ def test_static_and_pkg_dirs_are_served_untraced(tmp_path, collector):
         marker, parent = ids()
         assert http("GET", b.url + "/api/ping", headers=traceparent(marker, parent)).status == 200  # API still first
         collector.trace(marker)
-        assert [s["name"] for s in collector.spans() if s["resource"]["service.name"] == "static-test"] == ["GET /api/ping"]
+        # HTML pages are traced and name their server span in Server-Timing (the page-load trace joins it).
+        page = http("GET", b.url + "/")
+        server_timing = re.fullmatch(r'traceparent;desc="00-([0-9a-f]{32})-([0-9a-f]{16})-0[0-3]"', page.headers["server-timing"])
+        assert server_timing, page.headers.items()
+        html_span = [s for s in collector.trace(server_timing[1]) if s["spanId"] == server_timing[2]]
+        assert html_span and html_span[0]["kind"] == SERVER, html_span
+        names = [s["name"] for s in collector.spans() if s["resource"]["service.name"] == "static-test"]
+        assert set(names) == {"GET /api/ping", html_span[0]["name"]}, names  # no span for app.mjs, /pkg/, /missing.js
     finally:
         b.stop()
 
