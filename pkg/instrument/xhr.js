@@ -18,7 +18,7 @@ export function install(hooks) {
   const proto = globalThis.XMLHttpRequest?.prototype;
   if (!proto || typeof proto.send !== 'function') return () => {};
   const { open, send, setRequestHeader } = proto;
-  /** xhr → { method, url, set: header names the caller set, req: the traced request, listening } */
+  /** xhr → { method, url, set: header names the caller set, req: the traced request } */
   const state = new WeakMap();
 
   const end = (req, failure, message = '') => {
@@ -47,8 +47,11 @@ export function install(hooks) {
         const s = state.get(this);
         // open() during a request ends it without events.
         if (s?.req) end(s.req, 'AbortError', 'XMLHttpRequest.open() during the request');
+        // Listeners on the XHR itself run in the order they were added: added at the
+        // first open(), before the handlers most code sets after it, ours run first.
+        if (!s) for (const type of EVENTS) this.addEventListener(type, onEvent);
         const base = globalThis.document?.baseURI ?? globalThis.location?.href;
-        state.set(this, { method: String(method), url: new URL(String(url), base).href, set: new Set(), req: null, listening: s?.listening });
+        state.set(this, { method: String(method), url: new URL(String(url), base).href, set: new Set(), req: null });
       });
       return result;
     },
@@ -63,10 +66,6 @@ export function install(hooks) {
         const http = hooks.httpStart(s.method, s.url);
         if (!http) return null;
         for (const [name, value] of http.headers) if (!s.set.has(name.toLowerCase())) setRequestHeader.call(this, name, value);
-        if (!s.listening) {
-          s.listening = true;
-          for (const type of EVENTS) this.addEventListener(type, onEvent, true);
-        }
         return (s.req = { xhr: this, span: http.span, caller: hooks.current(), done: false });
       }) : null;
       try {
