@@ -10,7 +10,8 @@
 // Settings: { events: ['click', 'submit'], selector, nameAttribute }.
 // `selector` picks the elements a click counts on (default: links, buttons,
 // checkboxes and radios, summary, ARIA buttons/links/tabs/menu items, and
-// anything with the name attribute); a click elsewhere starts nothing.
+// anything with the name attribute); a click elsewhere starts nothing, and
+// neither does a click on a form's submit button (its submit event does).
 //
 // The span runs from the input (event.timeStamp) to the next rendered frame:
 // its duration is the latency the user saw; its fetches may end later.
@@ -29,7 +30,8 @@ export function install(hooks, { events = ['click', 'submit'], nameAttribute = '
 
   const onEvent = (e) => hooks.safe(() => {
     const el = e.type === 'submit' ? e.target : e.target?.closest?.(select);
-    if (!el?.tagName) return;
+    // A form's submit button: the submit event that follows is the interaction.
+    if (!el?.tagName || (e.type === 'click' && el.form && el.type === 'submit')) return;
     const name = el.getAttribute(nameAttribute) || el.id || el.getAttribute('name')
       || (!NO_TEXT.test(el.tagName) && !el.isContentEditable ? el.textContent.replace(/\s+/g, ' ').trim() : '')
       || describe(el);

@@ -173,8 +173,7 @@ test('interactions: a form submit is a root span named from the form, never from
   const submit = only(spans, (s) => s.name === 'submit search', 'submit span');
   assert.equal(submit.parentSpanId, '');
   assert.equal(fetchOf(spans, 'submit').parentSpanId, submit.spanId);
-  const click = only(spans, (s) => s.name === 'click Search', 'click on the submit button');
-  assert.notEqual(click.traceId, submit.traceId, 'the submit is not nested into the click');
+  assert.ok(!spans.some((s) => s.name.startsWith('click')), 'the submit button click is the submit span, not a span of its own');
   assert.doesNotMatch(JSON.stringify(spans), /never recorded/, 'no form value in any span');
   await p.click('#blank'); // not a control: no span
   await p.evaluate(() => tracing.flush());
