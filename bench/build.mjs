@@ -3,8 +3,8 @@
 // production), and measures shipped size.
 //
 //   dist/otel/page.js             OTel reference setup + driver (both exporters)
-//   dist/tracelink/page.js        tracelink (pkg/tracelink.js + tracelink_wasm.js) + driver
-//   dist/tracelink/tracelink_wasm_bg.wasm
+//   dist/tracelink/page.js        tracelink (pkg/*.js) + driver
+//   dist/tracelink/tracelink.wasm, tracelink-full.wasm
 //   dist/size/otel.js             what a page ships for the OTel reference setup (OTLP/JSON, OTel's default)
 //   dist/size/otel-proto.js       the same with the OTLP/protobuf exporter
 //   dist/size/tracelink/app.js    what a page ships for tracelink (+ its .wasm)
@@ -20,7 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const PKG_FILES = ['tracelink.js', 'context.js', 'tracelink_wasm.js', 'tracelink_wasm_bg.wasm'];
+export const PKG_FILES = ['tracelink.js', 'context.js', 'core.js', 'tracelink.wasm', 'tracelink-full.wasm'];
 
 /** The one esbuild configuration both sides use. */
 export const ESBUILD_OPTIONS = {
@@ -82,9 +82,7 @@ function tracelinkPlugin(pkgDir) {
   return {
     name: 'tracelink-pkg',
     setup(b) {
-      b.onResolve({ filter: /^tracelink(\/wasm)?$/ }, (args) => ({
-        path: join(pkgDir, args.path === 'tracelink' ? 'tracelink.js' : 'tracelink_wasm.js'),
-      }));
+      b.onResolve({ filter: /^tracelink$/ }, () => ({ path: join(pkgDir, 'tracelink.js') }));
     },
   };
 }
@@ -117,20 +115,18 @@ export async function build({ pkgDir = resolve(HERE, '..', 'pkg'), outDir = join
   if (result.tracelink.ok) {
     try {
       const plugins = [tracelinkPlugin(pkgDir)];
-      const wasm = join(pkgDir, 'tracelink_wasm_bg.wasm');
+      const wasms = ['tracelink.wasm', 'tracelink-full.wasm'];
       // Size counts the shipped package even when speed runs on a bench build.
       const sizePkg = resolve(process.env.TRACELINK_SIZE_PKG || pkgDir);
-      const sizePlugins = [tracelinkPlugin(sizePkg)];
-      const sizeWasm = join(sizePkg, 'tracelink_wasm_bg.wasm');
       await bundle({ entryPoints: [join(HERE, 'tracelink-entry.js')], outfile: join(outDir, 'tracelink', 'page.js'), plugins });
-      copyFileSync(wasm, join(outDir, 'tracelink', 'tracelink_wasm_bg.wasm'));
-      const outfile = join(outDir, 'size', 'tracelink', 'app.js');
-      await bundle({ stdin: { contents: SIZE_TRACELINK, resolveDir: HERE, sourcefile: 'size-tracelink.js' }, outfile, plugins: sizePlugins });
-      copyFileSync(sizeWasm, join(outDir, 'size', 'tracelink', 'tracelink_wasm_bg.wasm'));
-      result.sizes.tracelink = measure([
-        { name: 'bundle.js', bytes: readFileSync(outfile) },
-        { name: 'tracelink_wasm_bg.wasm', bytes: readFileSync(sizeWasm) },
-      ]);
+      for (const w of wasms) copyFileSync(join(pkgDir, w), join(outDir, 'tracelink', w));
+      // The default page setup as scripts/size.mjs measures it (the budgeted
+      // number): the minified bundle, code-split as users' bundlers do (opt-in
+      // modules are chunks the page never loads), plus tracelink.wasm.
+      const { measureAll } = await import('../scripts/size.mjs');
+      const m = await measureAll(sizePkg);
+      result.sizes.tracelink = { files: [{ file: 'bundle.js', ...m.js }, { file: 'tracelink.wasm', ...m.wasm }], total: m.total };
+      result.sizes.tracelinkOptIns = m.rows.filter((r) => r.optIn);
       // As published (unbundled, unminified JS), for reference.
       result.sizes.tracelinkPkg = measure(PKG_FILES.map((f) => ({ name: f, bytes: readFileSync(join(sizePkg, f)) })));
     } catch (e) {

@@ -538,7 +538,7 @@ async function main() {
   const available = { otel: true, tracelink: built.tracelink.ok };
   if (!built.tracelink.ok) log(`tracelink side unavailable: ${built.tracelink.reason} -> its cells read n/a`);
   if (built.tracelink.ok) {
-    built.tracelinkWasmSha256 = createHash('sha256').update(readFileSync(join(pkgDir, 'tracelink_wasm_bg.wasm'))).digest('hex').slice(0, 16);
+    built.tracelinkWasmSha256 = createHash('sha256').update(readFileSync(join(pkgDir, 'tracelink.wasm'))).digest('hex').slice(0, 16);
   }
 
   sink = await startSink();

@@ -2,22 +2,20 @@
 // bench/driver.js. Bundled by bench/build.mjs with the same esbuild settings
 // as the OTel side into dist/tracelink/page.js; 'tracelink' resolves to
 // $TRACELINK_PKG/tracelink.js (default pkg/), which loads
-// tracelink_wasm_bg.wasm from next to the bundle (copied there by build.mjs).
+// tracelink.wasm / tracelink-full.wasm from next to the bundle (copied there by build.mjs).
 //
 // Setup as a user writes it: setupTracing({ serviceName, otlpEndpoint,
 // protocol }) with the fetch wrapper used explicitly (t.fetch), trace headers
 // allowed everywhere (propagateTo: [/.*/]); all other options at defaults.
 import { setupTracing } from 'tracelink';
-import initWasm from 'tracelink/wasm';
 import { installDriver } from './driver.js';
 
 const SERVICE = 'bench';
 
-/** Bytes of wasm linear memory (it lives outside the JS heap). */
-async function wasmMemoryBytes() {
+/** Bytes of wasm linear memory (it lives outside the JS heap) of a setup's core. */
+function wasmMemoryBytes(t) {
   try {
-    const exports = await initWasm(); // already initialised: returns the instance's exports
-    return exports?.memory?.buffer?.byteLength ?? 0;
+    return t._core?._x?.memory?.buffer?.byteLength ?? 0;
   } catch {
     return 0;
   }
@@ -35,7 +33,7 @@ installDriver('tracelink', {
   async setup(opts) {
     const nativeFetch = globalThis.fetch;
     const t = await setupTracing(options(opts));
-    let memory = await wasmMemoryBytes();
+    let memory = wasmMemoryBytes(t);
     const protocol = opts.protocol ?? 'http/protobuf';
     return {
       info: { sdk: 'tracelink', protocol },
@@ -43,7 +41,7 @@ installDriver('tracelink', {
       flush: () => t.flush(),
       idle() {
         const s = t.stats();
-        const agentIdle = typeof t._agent?.idle === 'function' ? t._agent.idle() : true;
+        const agentIdle = t._core ? t._core.idle() : true;
         return agentIdle && s.queued === 0 && (s.inFlight ?? 0) === 0;
       },
       stats() {
@@ -54,7 +52,7 @@ installDriver('tracelink', {
           sdkCounted: true, raw: s,
         };
       },
-      memory: async () => (memory = await wasmMemoryBytes()),
+      memory: async () => (memory = wasmMemoryBytes(t)),
       tracedFetch: (url) => t.fetch(url),
       plainFetch: (url) => nativeFetch.call(globalThis, url),
       /**
@@ -62,11 +60,11 @@ installDriver('tracelink', {
        * encodeBench(n, iterations) -> ns per batch, it is timed per encoding.
        */
       async encodeBench(_makeSpans, n, iterations) {
-        if (typeof t._agent?.encodeBench !== 'function') return null;
+        if (t._core?.encodeBench(1, 1) === undefined) return null;
         const out = {};
         for (const [name, p] of [['json', 'http/json'], ['protobuf', 'http/protobuf']]) {
           const ti = p === protocol ? t : await setupTracing(options({ ...opts, protocol: p, scheduleDelayMillis: 3600000 }));
-          out[name] = { ns: Number(ti._agent.encodeBench(n, iterations)), bytes: null, spans: n };
+          out[name] = { ns: Number(ti._core.encodeBench(n, iterations)), bytes: null, spans: n };
           if (ti !== t) await ti.shutdown(1000);
         }
         return out;

@@ -1,45 +1,32 @@
-// tracelink: the JS face of the wasm agent. Everything stateful (ids, spans,
-// sampling, W3C formats, OTLP encoding, batching and retries) lives in wasm;
-// this file adapts it to JS: options, promises and callbacks, the fetch
-// wrapper, the network and timer calls, and page lifecycle events.
+// tracelink: the JS face of the wasm core. Everything stateful (ids, spans,
+// sampling, W3C formats, OTLP encoding, batching and retries) lives in wasm
+// (core.js is the boundary); this file adapts it to JS: options, promises and
+// callbacks, the current context (context.js), the fetch wrapper, the network
+// and timer calls, and page lifecycle events.
 // Rule: after setup, nothing here throws into application code.
-import initWasm, { initSync, Agent } from './tracelink_wasm.js';
+import { Core, RECORDING, clock, compile, snapshot, snapshotAll, wasmUrl } from './core.js';
 import { contextStore } from './context.js';
 
 const global = globalThis;
 const KIND = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 };
 const STATUS = { unset: 0, ok: 1, error: 2 };
 const DEFAULT_REDACTED_QUERY = ['AWSAccessKeyId', 'Signature', 'sig', 'X-Goog-Signature'];
-const SEND_FETCH = 0, SEND_KEEPALIVE = 1, SEND_BEACON = 2;
+const SEND_KEEPALIVE = 1, SEND_BEACON = 2;
+const HTTP_METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
+// Span log op codes (src/core/span_log.rs).
+const ATTRIBUTE = 1, EVENT = 2, SET_STATUS = 3, RENAME = 4, HTTP_RESPONSE = 5, HTTP_FAILURE = 6, EXCEPTION = 7;
 
-let wasmReady = null; // one instance per JS realm, shared by every tracing setup
-
-/** Loads the wasm once: from a Module / bytes / URL given, else next to this file. */
-function loadWasm(source) {
-  if (wasmReady) return wasmReady;
+/** The compiled core, with a clear error when it cannot be loaded. */
+async function loadWasm(source, full) {
   try {
-    if (source instanceof WebAssembly.Module || ArrayBuffer.isView(source) || source instanceof ArrayBuffer) {
-      // Sync path: edge runtimes hand in a precompiled module (Workers forbid
-      // compiling bytes at run time; Node/Deno/Bun may pass bytes).
-      initSync({ module: source });
-      wasmReady = Promise.resolve();
-    } else {
-      // Throws in Workers (no import.meta.url); Node's fetch rejects file: URLs.
-      source ??= new URL('./tracelink_wasm_bg.wasm', import.meta.url);
-      wasmReady = initWasm({ module_or_path: source })
-        .then(() => undefined, (e) => { wasmReady = null; throw wasmError(source, e); });
-    }
+    return await compile(source, full);
   } catch (e) {
-    throw wasmError(source, e);
+    let from = 'next to tracelink.js';
+    try { from = source == null ? String(wasmUrl(full)) : typeof source === 'string' || source instanceof URL ? source : source.url || 'options.wasm'; } catch { /* no import.meta.url (Workers) */ }
+    throw new TypeError(`tracelink: setupTracing: cannot load the wasm from ${from}: ${String(e?.message ?? e).replace(/\.$/, '')}.`
+      + " Pass options.wasm: the file's URL or bytes, or a WebAssembly.Module (Workers: import wasm from 'tracelink/tracelink.wasm';"
+      + " with protocol http/json, consoleExport or propagateBaggage: 'tracelink/tracelink-full.wasm')", { cause: e });
   }
-  return wasmReady;
-}
-
-function wasmError(source, e) {
-  const from = source == null ? 'next to tracelink.js'
-    : typeof source === 'string' || source instanceof URL ? source : source.url || 'options.wasm';
-  return new TypeError(`tracelink: setupTracing: cannot load the wasm from ${from}: ${String(e?.message ?? e).replace(/\.$/, '')}.`
-    + " Pass options.wasm: the file's URL or bytes, or a WebAssembly.Module (Workers: import wasm from 'tracelink/tracelink_wasm_bg.wasm')", { cause: e });
 }
 
 function fail(message) {
@@ -188,11 +175,29 @@ function normalize(options) {
 export async function setupTracing(options = {}) {
   const config = normalize(options);
   const store = await contextStore(options.asyncContext);
-  await loadWasm(options.wasm);
+  // The small default wasm encodes OTLP/protobuf; JSON, console export and
+  // baggage come with the full one, downloaded only by setups that use them.
+  const full = config.json || config.consoleExport || config.propagateBaggage;
+  const module = await loadWasm(options.wasm, full);
   const tracing = new Tracing(config, store);
+  try {
+    tracing._core = await Core.create(module, {
+      send: (id, body, transport) => tracing._send(id, body, transport),
+      timer: (ms) => tracing._schedule(ms),
+      console: (json) => console.debug('[tracelink] span', json),
+    }, {
+      serviceName: config.serviceName, serviceVersion: config.serviceVersion, sampleRate: config.sampleRate,
+      flags: (config.json ? 1 : 0) | (config.consoleExport ? 2 : 0) | (full ? 4 : 0),
+      scheduleDelayMs: config.scheduleDelayMs, maxQueueSize: config.maxQueueSize, maxExportBatchSize: config.maxExportBatchSize,
+    });
+  } catch (e) {
+    throw new TypeError(`tracelink: setupTracing: ${String(e?.message ?? e)}`
+      + (full ? " (Workers: import wasm from 'tracelink/tracelink-full.wasm')" : ''), { cause: e });
+  }
+  tracing._start_();
   for (const [name, settings] of config.instrumentations) {
-    const module = await INSTRUMENTATIONS[name]();
-    const uninstall = tracing._safe(() => module.install(tracing._hooks(), settings));
+    const instrumentation = await INSTRUMENTATIONS[name]();
+    const uninstall = tracing._safe(() => instrumentation.install(tracing._hooks(), settings));
     if (typeof uninstall === 'function') tracing._uninstall.push(uninstall);
   }
   return tracing;
@@ -245,27 +250,6 @@ function enterEvent(store, ctx, event) {
 }
 // ---- end of the pkg/instrument addition --------------------------------------
 
-/** Sets `key` to `value` on span `h` (0 = the staged event attributes). */
-function setAttr(agent, h, key, value) {
-  if (typeof key !== 'string' || key === '') return;
-  switch (typeof value) {
-    case 'string': agent.attrStr(h, key, value); break;
-    case 'number':
-      if (Number.isSafeInteger(value)) agent.attrInt(h, key, value);
-      else agent.attrF64(h, key, value);
-      break;
-    case 'boolean': agent.attrBool(h, key, value); break;
-    case 'bigint':
-      if (value >= -(2n ** 63n) && value < 2n ** 63n) agent.attrBigInt(h, key, value);
-      else agent.attrStr(h, key, value.toString());
-      break;
-    case 'object':
-      if (Array.isArray(value)) agent.attrArray(h, key, value);
-      break;
-    default: // undefined, functions, symbols: ignored, as in OpenTelemetry
-  }
-}
-
 function errorParts(err) {
   if (err instanceof Error || (err && typeof err === 'object' && 'message' in err)) {
     return [String(err.name ?? err.constructor?.name ?? 'Error'), String(err.message ?? ''), String(err.stack ?? '')];
@@ -273,67 +257,76 @@ function errorParts(err) {
   return ['', String(err), ''];
 }
 
-/** A span. Methods never throw; they do nothing once the span has ended. */
+/** Stages an attribute on context `c` (ignored as OpenTelemetry does for other types). */
+function stage(c, key, value) {
+  if (!c.rec || typeof key !== 'string' || key === '') return;
+  const v = snapshot(value);
+  if (v !== undefined) c.log.push(ATTRIBUTE, key, v);
+}
+
+/**
+ * A span. Methods never throw; they do nothing once the span has ended.
+ * What is recorded on it is staged in JS and crosses into wasm once, at `end`.
+ */
 export class Span {
   constructor(tracing, ctx) {
     this._t = tracing;
-    this._c = ctx; // the context this span is current in (see context.js)
-    this._h = ctx ? ctx.h : 0;
+    this._c = ctx; // the context this span is current in: { t, h, rec, log, cid, baggage, tp, ts, remote }
   }
   /** Sets an attribute (string, number, boolean, bigint or a homogeneous array). */
   setAttribute(key, value) {
-    if (!this._h) return this;
-    this._t._safe(() => setAttr(this._t._agent, this._h, key, value));
+    if (this._c?.rec) stage(this._c, key, value);
     return this;
   }
   /** Sets several attributes. */
   setAttributes(attributes) {
-    if (!this._h) return this;
-    this._t._safe(() => { for (const k in attributes) setAttr(this._t._agent, this._h, k, attributes[k]); });
+    const c = this._c;
+    if (c?.rec) this._t._safe(() => { for (const k in attributes) stage(c, k, attributes[k]); });
     return this;
   }
   /** Adds a timestamped event with optional attributes. */
   addEvent(name, attributes) {
-    if (!this._h) return this;
-    this._t._safe(() => this._t._event(this._h, name, attributes));
+    const c = this._c;
+    if (c?.rec) this._t._safe(() => c.log.push(EVENT, clock(), String(name), snapshotAll(attributes)));
     return this;
   }
   /** Sets the status: 'ok' | 'error' | 'unset' (or {code, message}). */
   setStatus(code, message) {
-    if (!this._h) return this;
-    this._t._safe(() => {
-      if (code && typeof code === 'object') ({ code, message } = code);
-      const c = typeof code === 'number' ? code : STATUS[String(code).toLowerCase()];
-      if (c !== undefined) this._t._agent.status(this._h, c, message == null ? '' : String(message));
-    });
+    const c = this._c;
+    if (c?.rec) {
+      this._t._safe(() => {
+        if (code && typeof code === 'object') ({ code, message } = code);
+        const s = typeof code === 'number' ? code : STATUS[String(code).toLowerCase()];
+        if (s === 0 || s === 1 || s === 2) c.log.push(SET_STATUS, s, message == null ? '' : String(message));
+      });
+    }
     return this;
   }
   /** Records an exception event (type, message, stack) and sets ERROR status. */
   recordException(error) {
-    if (!this._h) return this;
-    this._t._safe(() => this._t._fail(this._h, error));
+    if (this._c) this._t._safe(() => this._t._fail(this._c, error));
     return this;
   }
   /** Renames the span. */
   updateName(name) {
-    if (!this._h) return this;
-    this._t._safe(() => this._t._agent.rename(this._h, String(name)));
+    const c = this._c;
+    if (c?.rec) this._t._safe(() => c.log.push(RENAME, String(name)));
     return this;
   }
   /** Ends the span (now, or at `endTime`: unix ms or a Date); later calls do nothing. */
   end(endTime) {
-    if (this._h) this._t._safe(() => this._t._end(this._c, timeMs(endTime)));
+    if (this._c) this._t._safe(() => this._t._end(this._c, timeMs(endTime)));
   }
   /** Whether the span is live and sampled. */
   isRecording() {
-    return this._t._safe(() => this._t._agent.isRecording(this._h)) ?? false;
+    return !!this._c?.rec;
   }
   /** This span's 32-hex trace id ('' once ended). */
-  get traceId() { return this._t._safe(() => this._t._agent.traceId(this._h)) ?? ''; }
+  get traceId() { return this._t._w3c(this._c)?.[0].slice(3, 35) ?? ''; }
   /** This span's 16-hex span id ('' once ended). */
-  get spanId() { return this._t._safe(() => this._t._agent.spanId(this._h)) ?? ''; }
+  get spanId() { return this._t._w3c(this._c)?.[0].slice(36, 52) ?? ''; }
   /** The W3C traceparent of this span ('' once ended). */
-  get traceparent() { return this._t._safe(() => this._t._agent.traceparent(this._h)) ?? ''; }
+  get traceparent() { return this._t._w3c(this._c)?.[0] ?? ''; }
   /**
    * Runs `fn(...args)` with this span current (like OpenTelemetry's
    * `context.with`): spans, fetches, correlation id and baggage inside it
@@ -353,6 +346,7 @@ export class Tracing {
   constructor(config, store) {
     this._config = config;
     this._store = store; // where the current context lives (context.js)
+    this._core = null; // the wasm core (core.js), set by setupTracing
     this._baggage = ''; // baggage of work outside any operation
     this._open = 0; // operations started and not yet ended
     this._parentUnknown = 0;
@@ -368,27 +362,16 @@ export class Tracing {
     this._uninstall = []; // undo functions of the installed instrumentations
     this._recordedErrors = new WeakSet(); // errors recorded by traceOperation: never recorded twice
     this._exportHeaders = { ...config.headers, 'content-type': config.json ? 'application/json' : 'application/x-protobuf' };
-    this._agent = new Agent(
-      {
-        serviceName: config.serviceName,
-        serviceVersion: config.serviceVersion,
-        sampleRate: config.sampleRate,
-        json: config.json,
-        scheduleDelayMs: config.scheduleDelayMs,
-        maxQueueSize: config.maxQueueSize,
-        maxExportBatchSize: config.maxExportBatchSize,
-        sdkLanguage: 'webjs',
-      },
-      (id, body, transport) => this._send(id, body, transport),
-      (ms) => this._schedule(ms),
-      config.consoleExport ? (json) => console.debug('[tracelink] span', json) : null,
-    );
-    for (const [k, v] of Object.entries(config.resourceAttributes)) {
-      if (typeof v === 'string') this._agent.resourceAttr(k, v);
+  }
+
+  /** Starts what needs the core: resource, lifecycle listeners, patches. */
+  _start_() {
+    for (const [k, v] of Object.entries(this._config.resourceAttributes)) {
+      if (typeof v === 'string') this._core.resource(k, v);
     }
     this._listen();
-    if (!store.exact) this._unpatchBodies = followBodies(this);
-    if (config.instrumentFetch) this.instrumentFetch();
+    if (!this._store.exact) this._unpatchBodies = followBodies(this);
+    if (this._config.instrumentFetch) this.instrumentFetch();
   }
 
   // ---- internal plumbing -------------------------------------------------
@@ -417,10 +400,16 @@ export class Tracing {
   /** A context of another Tracing (two setups in one realm) as a W3C parent of ours. */
   _adopt(c) {
     if (!c || typeof c !== 'object' || !(c.t instanceof Tracing)) return null;
-    const tp = c.tp || c.t._safe(() => c.t._agent.traceparent(c.h));
-    if (!tp) return null;
-    const ts = c.tp ? c.ts : c.t._safe(() => c.t._agent.tracestate(c.h)) ?? '';
-    return { t: this, h: 0, cid: c.cid, baggage: c.baggage, tp, ts, remote: c.remote };
+    const w = c.t._w3c(c, true);
+    if (!w) return null;
+    return { t: this, h: 0, rec: false, log: null, cid: c.cid, baggage: c.baggage, tp: w[0], ts: w[1], remote: c.remote };
+  }
+
+  /** [traceparent, tracestate] of `ctx`: live, or (with `ended`) as it was when it ended. */
+  _w3c(ctx, ended = false) {
+    if (!ctx) return null;
+    if (ctx.tp) return ended || !ctx.h ? [ctx.tp, ctx.ts] : null;
+    return ctx.h ? this._safe(() => this._core.context(ctx.h)) ?? null : null;
   }
 
   /**
@@ -436,16 +425,15 @@ export class Tracing {
 
   /** Starts a span under `parent` (a context or null) → its context, or null. */
   _startIn(name, kind, parent, cid, atMs = NaN) {
-    const h = this._agent.start(name, kind, parent ? parent.h : 0, parent ? parent.tp : '', parent ? parent.ts : '', !!parent?.remote, atMs);
-    return this._ctxFor(h, parent, cid);
-  }
-
-  /** The context of new span `h` under `parent`: correlation id and baggage inherited. */
-  _ctxFor(h, parent, cid) {
-    if (!h) return null;
-    cid = cid ?? parent?.cid;
-    if (cid != null) this._agent.attrStr(h, 'correlation_id', cid);
-    return { t: this, h, cid, baggage: parent ? parent.baggage : this._baggage, tp: '', ts: '', remote: false };
+    const live = parent && parent.h && !parent.tp;
+    const raw = this._core.start(name, kind, live ? parent.h : 0, live || !parent ? '' : parent.tp,
+      live || !parent ? '' : parent.ts, !!parent?.remote, Number.isNaN(atMs) ? clock() : atMs);
+    if (!raw) return null;
+    const rec = raw >= RECORDING;
+    const ctx = { t: this, h: raw & 0x7fffffff, rec, log: rec ? [] : null, cid: cid ?? parent?.cid,
+      baggage: parent ? parent.baggage : this._baggage, tp: '', ts: '', remote: false };
+    if (rec && ctx.cid != null) ctx.log.push(ATTRIBUTE, 'correlation_id', ctx.cid);
+    return ctx;
   }
 
   /** `options.parent` (a Span, an extracted context, or null) or the implicit parent. */
@@ -456,7 +444,8 @@ export class Tracing {
     if (p instanceof Span) return p._c && p._c.t !== this ? this._adopt(p._c) : p._c;
     if (typeof p === 'object' && typeof p.traceparent === 'string') {
       // An extracted remote context: started under, never made live here.
-      return { t: this, h: 0, cid: undefined, baggage: typeof p.baggage === 'string' ? p.baggage : this._baggage,
+      return { t: this, h: 0, rec: false, log: null, cid: undefined,
+        baggage: typeof p.baggage === 'string' ? p.baggage : this._baggage,
         tp: p.traceparent, ts: typeof p.tracestate === 'string' ? p.tracestate : '', remote: true };
     }
     return this._implicitParent();
@@ -467,33 +456,28 @@ export class Tracing {
     const cid = options?.correlationId;
     const ctx = this._startIn(String(name), kind, this._parentFrom(options), cid == null ? undefined : String(cid), timeMs(options?.startTime));
     const attrs = options?.attributes;
-    if (ctx && attrs && typeof attrs === 'object') for (const k in attrs) setAttr(this._agent, ctx.h, k, attrs[k]);
+    if (ctx?.rec && attrs && typeof attrs === 'object') for (const k in attrs) stage(ctx, k, attrs[k]);
     return ctx;
   }
 
-  _event(h, name, attributes) {
-    if (attributes && typeof attributes === 'object') {
-      for (const k in attributes) setAttr(this._agent, 0, k, attributes[k]);
-    }
-    this._agent.event(h, String(name));
-  }
-
-  _fail(h, error) {
+  /** Records `error` on `ctx`: an exception event and ERROR status. */
+  _fail(ctx, error) {
     if (error !== null && (typeof error === 'object' || typeof error === 'function')) this._recordedErrors.add(error);
+    if (!ctx.rec) return;
     const [type, message, stack] = errorParts(error);
-    this._agent.exception(h, type, message, stack);
-    this._agent.status(h, STATUS.error, message);
+    ctx.log.push(EXCEPTION, clock(), type, message, stack);
   }
 
-  /** Ends the span of `ctx`, keeping its W3C context for work that outlives it. */
+  /** Ends the span of `ctx` (its log crosses now), keeping its W3C context for work that outlives it. */
   _end(ctx, atMs = NaN) {
     if (!ctx || !ctx.h || ctx.tp) return;
-    const agent = this._agent;
-    const tp = agent.traceparent(ctx.h);
-    if (!tp) return;
-    ctx.tp = tp;
-    ctx.ts = agent.tracestate(ctx.h);
-    agent.end(ctx.h, atMs);
+    const w = this._core.context(ctx.h);
+    if (!w) return;
+    [ctx.tp, ctx.ts] = w;
+    const log = ctx.log;
+    ctx.log = null;
+    ctx.rec = false;
+    this._core.end(ctx.h, log, Number.isNaN(atMs) ? clock() : atMs);
   }
 
   /** Runs `fn(...args)` with `ctx` current; a promise it returns re-enters the caller's context. */
@@ -513,28 +497,29 @@ export class Tracing {
       return promise;
     }
   }
+
   _schedule(ms) {
     if (this._timer !== null) clearTimeout(this._timer);
     this._timer = ms < 0 ? null : setTimeout(() => {
       this._timer = null;
-      this._safe(() => this._agent.onTimer());
+      this._safe(() => this._core.timer());
       this._settleFlush();
     }, ms);
     // Never keep a Node/Bun/Deno process alive just for the export timer.
     this._timer?.unref?.();
   }
 
-  /** Sends one OTLP request the agent asked for, and reports its outcome. */
+  /** Sends one OTLP request the core asked for, and reports its outcome. */
   _send(id, body, transport) {
     if (transport === SEND_BEACON) {
       // sendBeacon cannot carry headers: JSON/protobuf types go as a Blob type.
       const nav = global.navigator;
-      let ok = false;
       try {
-        ok = typeof nav?.sendBeacon === 'function'
+        return typeof nav?.sendBeacon === 'function'
           && nav.sendBeacon(this._config.endpoint, new Blob([body], { type: this._exportHeaders['content-type'] }));
-      } catch { ok = false; }
-      return ok;
+      } catch {
+        return false;
+      }
     }
     const controller = typeof AbortController === 'function' ? new AbortController() : null;
     const timeout = setTimeout(() => controller?.abort(), this._config.exportTimeoutMs ?? 30000);
@@ -558,7 +543,7 @@ export class Tracing {
       .then(([status, retryAfter, bytes]) => {
         clearTimeout(timeout);
         this._inflight.delete(p);
-        this._safe(() => this._agent.onOutcome(id, status, retryAfter ?? undefined, bytes ?? undefined));
+        this._safe(() => this._core.outcome(id, status, retryAfter, bytes));
         this._settleFlush();
       });
     this._inflight.add(p);
@@ -567,18 +552,18 @@ export class Tracing {
 
   _settleFlush() {
     if (!this._flushWaiters.length) return;
-    const idle = this._broken || this._safe(() => this._agent.idle());
+    const idle = this._broken || this._safe(() => this._core.idle());
     if (idle) for (const resolve of this._flushWaiters.splice(0)) resolve();
   }
 
   _listen() {
     const target = global.addEventListener ? global : null;
     if (!target) return;
-    const hidden = () => this._safe(() => this._agent.pageHidden());
+    const hidden = () => this._safe(() => this._core.pageHidden());
     const visibility = () => {
       const state = global.document?.visibilityState;
       if (state === 'hidden') hidden();
-      else if (state === 'visible') this._safe(() => this._agent.pageVisible());
+      else if (state === 'visible') this._safe(() => this._core.pageVisible());
     };
     const add = (t, type, f) => {
       try { t.addEventListener(type, f, { capture: true }); this._listeners.push([t, type, f]); } catch { /* not an EventTarget */ }
@@ -614,6 +599,134 @@ export class Tracing {
     return false;
   }
 
+  /** `url.full` for a span: no userinfo, sensitive query values redacted. */
+  _spanUrl(url) {
+    if (!url.username && !url.password && !url.search) return url.href;
+    const u = new URL(url.href);
+    u.username = '';
+    u.password = '';
+    if (u.search && this._config.redact.size) {
+      let changed = false;
+      const entries = [...u.searchParams].map(([k, v]) => {
+        if (!this._config.redact.has(k.toLowerCase())) return [k, v];
+        changed = true;
+        return [k, 'REDACTED'];
+      });
+      if (changed) u.search = new URLSearchParams(entries).toString();
+    }
+    return u.href;
+  }
+
+  /** Starts the CLIENT span of an HTTP request under `parent` → its context, or null. */
+  _httpStart(method, url, parent) {
+    const known = HTTP_METHODS.has(method);
+    const ctx = this._startIn(known ? method : 'HTTP', 2, parent, undefined);
+    if (ctx?.rec) {
+      ctx.log.push(ATTRIBUTE, 'http.request.method', known ? method : '_OTHER');
+      if (!known) ctx.log.push(ATTRIBUTE, 'http.request.method_original', method);
+      ctx.log.push(ATTRIBUTE, 'url.full', this._spanUrl(url), ATTRIBUTE, 'server.address', url.hostname,
+        ATTRIBUTE, 'server.port', url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80);
+    }
+    return ctx;
+  }
+
+  /** Ends an HTTP span: the response's status and the server span it names. */
+  _httpEnd(ctx, status, traceresponse, serverTiming) {
+    if (ctx.rec) ctx.log.push(HTTP_RESPONSE, status, traceresponse ?? '', serverTiming ?? '');
+    this._end(ctx);
+  }
+
+  /** Ends an HTTP span whose request failed. */
+  _httpFail(ctx, type, message) {
+    if (ctx.rec) ctx.log.push(HTTP_FAILURE, clock(), type || 'Error', message);
+    this._end(ctx);
+  }
+
+  /** The trace headers for `ctx` to `url`: [name, value] pairs (none where they may not go). */
+  _traceHeaders(ctx, url) {
+    if (!this._mayPropagate(url)) return [];
+    const w = this._core.context(ctx.h);
+    if (!w) return [];
+    const headers = [['traceparent', w[0]]];
+    if (w[1]) headers.push(['tracestate', w[1]]);
+    if (this._config.propagateBaggage && ctx.baggage) headers.push(['baggage', ctx.baggage]);
+    if (this._config.correlationIdHeader && ctx.cid != null) headers.push([this._config.correlationIdHeader, ctx.cid]);
+    return headers;
+  }
+
+  /** The traced fetch: `args` exactly as the caller passed them; `parent` a context, null, or undefined (current). */
+  _fetch(args, parent) {
+    const realFetch = this._realFetch;
+    if (this._broken || args.length === 0) return realFetch.apply(global, args);
+    const caller = this._current();
+    const [input, init] = args;
+    let ctx = null;
+    let traced;
+    try {
+      const isRequest = typeof Request === 'function' && input instanceof Request;
+      const url = new URL(isRequest ? input.url : input instanceof URL ? input.href : String(input), global.location?.href);
+      if (this._ignored(url)) return realFetch.apply(global, args); // never the exporter, nor ignoreUrls
+      const method = String((init && init.method) || (isRequest ? input.method : 'GET')).toUpperCase();
+      ctx = this._httpStart(method, url, parent === undefined ? this._implicitParent() : parent);
+      if (ctx) traced = this._withTraceHeaders(input, init, isRequest, ctx, this._traceHeaders(ctx, url));
+    } catch (e) {
+      // Invalid caller input (bad URL, header name...) is the real fetch's to
+      // reject, below; only a fault of our own counts.
+      if (e instanceof WebAssembly.RuntimeError) {
+        this._internalErrors++;
+        this._broken = true;
+      }
+      traced = undefined;
+    }
+    let promise;
+    try {
+      promise = traced ? realFetch.call(global, traced[0], traced[1]) : realFetch.apply(global, args);
+    } catch (e) {
+      // A fetch that throws synchronously (non-standard): keep its behaviour.
+      if (ctx) this._safe(() => { this._fail(ctx, e); this._end(ctx); });
+      throw e;
+    }
+    if (!ctx) return this._follow(promise, caller);
+    return this._follow(promise.then(
+      (res) => {
+        this._safe(() => this._httpEnd(ctx, res.status, res.headers.get('traceresponse'), res.headers.get('server-timing')));
+        return res;
+      },
+      (err) => {
+        this._safe(() => {
+          const [type, message] = errorParts(err);
+          this._httpFail(ctx, type, message);
+        });
+        throw err;
+      },
+    ), caller);
+  }
+
+  /**
+   * The fetch arguments with trace headers added, without touching the
+   * caller's objects: a caller `traceparent` is kept, never duplicated.
+   */
+  _withTraceHeaders(input, init, isRequest, ctx, add) {
+    if (!add.length) return undefined;
+    const source = init && init.headers !== undefined ? init.headers : isRequest ? input.headers : undefined;
+    const headers = new Headers(source);
+    let callerTraceparent = false;
+    for (const [name, value] of add) {
+      if (!headers.has(name)) headers.set(name, value);
+      else if (name === 'traceparent') callerTraceparent = true;
+    }
+    if (callerTraceparent) stage(ctx, 'tracelink.caller_traceparent', true);
+    // fetch(input, init) is new Request(input, init): passing a Request with
+    // an init that only replaces its headers keeps everything else.
+    if (!init) return [input, { headers }];
+    // Copy the init dictionary field by field through [[Get]], so getters and
+    // inherited fields (even a Request used as init) keep their meaning.
+    const copy = { ...init };
+    for (const k of INIT_KEYS) if (!(k in copy) && k in init) copy[k] = init[k];
+    copy.headers = headers;
+    return [input, copy];
+  }
+
   /**
    * The interface opt-in instrumentation modules (pkg/instrument/) use: the
    * context rules, the traced fetch's HTTP semantics for other clients, and
@@ -641,26 +754,16 @@ export class Tracing {
       httpStart: (method, url, parent) => this._safe(() => {
         const u = new URL(String(url), global.location?.href);
         if (this._ignored(u)) return null;
-        const ctx = this._fetchStart(String(method || 'GET').toUpperCase(), u, parent === undefined ? this._implicitParent() : parent);
-        if (!ctx) return null;
-        const headers = [];
-        if (this._mayPropagate(u)) {
-          const tp = this._agent.traceparent(ctx.h);
-          const ts = this._agent.tracestate(ctx.h);
-          if (tp) headers.push(['traceparent', tp]);
-          if (ts) headers.push(['tracestate', ts]);
-          if (this._config.propagateBaggage && ctx.baggage) headers.push(['baggage', ctx.baggage]);
-          if (this._config.correlationIdHeader && ctx.cid != null) headers.push([this._config.correlationIdHeader, ctx.cid]);
-        }
-        return { span: new Span(this, ctx), headers };
+        const ctx = this._httpStart(String(method || 'GET').toUpperCase(), u, parent === undefined ? this._implicitParent() : parent);
+        return ctx ? { span: new Span(this, ctx), headers: this._traceHeaders(ctx, u) } : null;
       }) ?? null,
       /** Ends an HTTP span: status, and the server's span read back from its response headers. */
       httpEnd: (span, status, traceresponse = '', serverTiming = '') => this._safe(() => {
-        if (span?._h) this._agent.fetchEnd(span._h, status, traceresponse ?? '', serverTiming ?? '');
+        if (span?._c) this._httpEnd(span._c, Number(status) || 0, traceresponse, serverTiming);
       }),
       /** Ends an HTTP span whose request failed (network error, abort, timeout). */
       httpFail: (span, type, message = '') => this._safe(() => {
-        if (span?._h) this._agent.fetchFail(span._h, String(type || 'Error'), String(message));
+        if (span?._c) this._httpFail(span._c, String(type || 'Error'), String(message));
       }),
       /** Whether `error` was already recorded on a span (by traceOperation or recordException). */
       wasRecorded: (error) => error !== null && (typeof error === 'object' || typeof error === 'function') && this._recordedErrors.has(error),
@@ -682,108 +785,6 @@ export class Tracing {
     };
   }
 
-  /** `url.full` for a span: no userinfo, sensitive query values redacted. */
-  _spanUrl(url) {
-    const u = new URL(url.href);
-    u.username = '';
-    u.password = '';
-    if (u.search && this._config.redact.size) {
-      let changed = false;
-      const entries = [...u.searchParams].map(([k, v]) => {
-        if (!this._config.redact.has(k.toLowerCase())) return [k, v];
-        changed = true;
-        return [k, 'REDACTED'];
-      });
-      if (changed) u.search = new URLSearchParams(entries).toString();
-    }
-    return u.href;
-  }
-
-  /** The traced fetch: `args` exactly as the caller passed them; `parent` a context or null. */
-  _fetch(args, parent) {
-    const realFetch = this._realFetch;
-    if (this._broken || args.length === 0) return realFetch.apply(global, args);
-    const caller = this._current();
-    const [input, init] = args;
-    let ctx = null;
-    let traced;
-    try {
-      const isRequest = typeof Request === 'function' && input instanceof Request;
-      const url = new URL(isRequest ? input.url : input instanceof URL ? input.href : String(input), global.location?.href);
-      if (this._ignored(url)) return realFetch.apply(global, args); // never the exporter, nor ignoreUrls
-      const method = String((init && init.method) || (isRequest ? input.method : 'GET')).toUpperCase();
-      ctx = this._fetchStart(method, url, parent === undefined ? this._implicitParent() : parent);
-      if (ctx && this._mayPropagate(url)) traced = this._withTraceHeaders(input, init, isRequest, ctx);
-    } catch (e) {
-      // Invalid caller input (bad URL, header name...) is the real fetch's to
-      // reject, below; only a fault of our own counts.
-      if (e instanceof WebAssembly.RuntimeError) {
-        this._internalErrors++;
-        this._broken = true;
-      }
-      traced = undefined;
-    }
-    let promise;
-    try {
-      promise = traced ? realFetch.call(global, traced[0], traced[1]) : realFetch.apply(global, args);
-    } catch (e) {
-      // A fetch that throws synchronously (non-standard): keep its behaviour.
-      if (ctx) this._safe(() => { this._fail(ctx.h, e); this._agent.end(ctx.h, NaN); });
-      throw e;
-    }
-    if (!ctx) return this._follow(promise, caller);
-    const h = ctx.h;
-    return this._follow(promise.then(
-      (res) => {
-        this._safe(() => {
-          this._agent.fetchEnd(h, res.status, res.headers.get('traceresponse') ?? '', res.headers.get('server-timing') ?? '');
-        });
-        return res;
-      },
-      (err) => {
-        this._safe(() => {
-          const [type, message] = errorParts(err);
-          this._agent.fetchFail(h, type || 'Error', message);
-        });
-        throw err;
-      },
-    ), caller);
-  }
-
-  /** Starts the CLIENT span of a fetch under `parent` → its context, or null. */
-  _fetchStart(method, url, parent) {
-    const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
-    const h = this._agent.fetchStart(method, this._spanUrl(url), url.hostname, port,
-      parent ? parent.h : 0, parent ? parent.tp : '', parent ? parent.ts : '', !!parent?.remote);
-    return this._ctxFor(h, parent, undefined);
-  }
-
-  /**
-   * The fetch arguments with trace headers added, without touching the
-   * caller's objects: a caller `traceparent` is kept, never duplicated.
-   */
-  _withTraceHeaders(input, init, isRequest, ctx) {
-    const traceparent = this._agent.traceparent(ctx.h);
-    if (!traceparent) return undefined;
-    const source = init && init.headers !== undefined ? init.headers : isRequest ? input.headers : undefined;
-    const headers = new Headers(source);
-    const add = (name, value) => { if (value && !headers.has(name)) headers.set(name, value); };
-    add('traceparent', traceparent);
-    add('tracestate', this._agent.tracestate(ctx.h));
-    if (this._config.propagateBaggage) add('baggage', ctx.baggage);
-    if (this._config.correlationIdHeader) add(this._config.correlationIdHeader, ctx.cid);
-    if (headers.get('traceparent') !== traceparent) this._agent.attrBool(ctx.h, 'tracelink.caller_traceparent', true);
-    // fetch(input, init) is new Request(input, init): passing a Request with
-    // an init that only replaces its headers keeps everything else.
-    if (!init) return [input, { headers }];
-    // Copy the init dictionary field by field through [[Get]], so getters and
-    // inherited fields (even a Request used as init) keep their meaning.
-    const copy = { ...init };
-    for (const k of INIT_KEYS) if (!(k in copy) && k in init) copy[k] = init[k];
-    copy.headers = headers;
-    return [input, copy];
-  }
-
   // ---- public API ---------------------------------------------------------
 
   /**
@@ -797,7 +798,7 @@ export class Tracing {
     if (typeof fn !== 'function') throw new TypeError('tracelink: traceOperation(name, [options], fn): fn must be a function');
     const caller = this._current();
     const ctx = this._safe(() => this._start(name, options)) ?? null;
-    const span = ctx ? new Span(this, ctx) : NO_SPAN_FOR(this);
+    const span = new Span(this, ctx);
     if (!ctx) return fn(span);
     this._open++;
     let ended = false;
@@ -811,7 +812,7 @@ export class Tracing {
     try {
       result = this._store.run(ctx, fn, [span]);
     } catch (e) {
-      this._safe(() => this._fail(ctx.h, e));
+      this._safe(() => this._fail(ctx, e));
       finish();
       throw e;
     }
@@ -820,11 +821,11 @@ export class Tracing {
       try {
         chained = result.then(
           (v) => { finish(); return v; },
-          (e) => { this._safe(() => this._fail(ctx.h, e)); finish(); throw e; },
+          (e) => { this._safe(() => this._fail(ctx, e)); finish(); throw e; },
         );
       } catch (e) {
         // A thenable whose `then` throws: as `await` would, reject with it.
-        this._safe(() => this._fail(ctx.h, e));
+        this._safe(() => this._fail(ctx, e));
         finish();
         return Promise.reject(e);
       }
@@ -836,14 +837,12 @@ export class Tracing {
 
   /** Starts a span (child of the current one unless `options.parent` says otherwise). */
   startSpan(name, options) {
-    const ctx = this._safe(() => this._start(name, options)) ?? null;
-    return ctx ? new Span(this, ctx) : NO_SPAN_FOR(this);
+    return new Span(this, this._safe(() => this._start(name, options)) ?? null);
   }
 
   /** The current span (a no-op span when there is none). */
   currentSpan() {
-    const ctx = this._current();
-    return ctx ? new Span(this, ctx) : NO_SPAN_FOR(this);
+    return new Span(this, this._current());
   }
 
   /** Runs `fn(...args)` with `span` current: `span.run(fn, ...args)`. */
@@ -881,9 +880,9 @@ export class Tracing {
     const ctx = this._current();
     if (!ctx) return carrier;
     this._safe(() => {
-      const tp = ctx.tp || this._agent.traceparent(ctx.h);
-      if (!tp) return;
-      const ts = ctx.tp ? ctx.ts : this._agent.tracestate(ctx.h);
+      const w = this._w3c(ctx, true);
+      if (!w) return;
+      const [tp, ts] = w;
       const bag = this._config.propagateBaggage ? ctx.baggage : '';
       try {
         if (typeof Headers === 'function' && carrier instanceof Headers) {
@@ -918,11 +917,11 @@ export class Tracing {
       const tp = get('traceparent');
       if (typeof tp !== 'string') return null;
       const ts = get('tracestate');
-      const normalized = this._agent.normalizeTraceparent(tp, typeof ts === 'string' ? ts : '');
-      if (!normalized) return null;
-      const [traceparent, tracestate] = normalized.split('\n');
+      const w = this._core.extract(tp, typeof ts === 'string' ? ts : '');
+      if (!w) return null;
+      const [traceparent, tracestate] = w;
       const bag = get('baggage');
-      const baggage = typeof bag === 'string' ? this._agent.normalizeBaggage(bag) : '';
+      const baggage = typeof bag === 'string' ? this._core.baggage(bag) : '';
       return { traceId: traceparent.slice(3, 35), spanId: traceparent.slice(36, 52), traceFlags: parseInt(traceparent.slice(53, 55), 16), traceparent, tracestate, baggage };
     }) ?? null;
   }
@@ -932,12 +931,12 @@ export class Tracing {
    * started in it from now on), or, outside any operation, for work outside
    * operations. It travels on traced fetches only with `propagateBaggage:
    * true`, and only where trace headers may go. Returns false (and changes
-   * nothing) for an invalid key or value.
+   * nothing) for an invalid key or value, or without `propagateBaggage`.
    */
   setBaggage(key, value) {
     return this._safe(() => {
       const ctx = this._current();
-      const next = this._agent.baggageWith(ctx ? ctx.baggage : this._baggage, String(key), String(value));
+      const next = this._core.baggage(ctx ? ctx.baggage : this._baggage, String(key), String(value));
       if (next === undefined) return false;
       if (ctx) ctx.baggage = next;
       else this._baggage = next;
@@ -989,7 +988,7 @@ export class Tracing {
         if (i >= 0) this._flushWaiters.splice(i, 1);
         resolve();
       }, timeoutMs);
-      this._safe(() => this._agent.flush());
+      this._safe(() => this._core.flush());
       this._settleFlush();
     }), caller);
   }
@@ -1002,7 +1001,7 @@ export class Tracing {
     this._unpatchBodies = null;
     for (const [t, type, f] of this._listeners.splice(0)) t.removeEventListener(type, f, { capture: true });
     await this.flush(timeoutMs);
-    this._safe(() => this._agent.shutdown());
+    this._safe(() => this._core.shutdown());
     if (this._timer !== null) clearTimeout(this._timer);
   }
 
@@ -1013,7 +1012,7 @@ export class Tracing {
    * context mechanism in use (`contextMode`). Nothing is dropped without a count.
    */
   stats() {
-    const s = this._safe(() => this._agent.stats()) ?? {};
+    const s = this._safe(() => this._core.stats()) ?? {};
     s.internalErrors = this._internalErrors;
     s.broken = this._broken;
     s.parentUnknown = this._parentUnknown;
@@ -1034,11 +1033,6 @@ function isThenable(v) {
   } catch {
     return false;
   }
-}
-
-/** A span that records nothing (tracing off or failed), still usable by app code. */
-function NO_SPAN_FOR(tracing) {
-  return new Span(tracing, null);
 }
 
 const BODY_METHODS = ['arrayBuffer', 'blob', 'bytes', 'formData', 'json', 'text'];

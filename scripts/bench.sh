@@ -39,7 +39,7 @@ fi
 
 # Speed is measured on a build with Agent.encodeBench (metric 5) made with the
 # same size-optimised flags; size is always measured on the shipped pkg/.
-if [ -z "${TRACELINK_PKG:-}" ] && [ -f pkg/tracelink_wasm_bg.wasm ]; then
+if [ -z "${TRACELINK_PKG:-}" ] && [ -f pkg/tracelink.wasm ]; then
   log "building the bench-hooks variant into target/bench-pkg (encodeBench)"
   if TRACELINK_OUT=target/bench-pkg TRACELINK_FEATURES=bench-hooks bash scripts/build.sh >/dev/null; then
     export TRACELINK_PKG="$ROOT/target/bench-pkg" TRACELINK_SIZE_PKG="$ROOT/pkg"

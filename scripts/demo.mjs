@@ -67,7 +67,7 @@ function canListen(port) {
  * flushes its last spans to the next.
  */
 export async function startDemo({ ports = {} } = {}) {
-  for (const file of ['pkg/tracelink.js', 'pkg/context.js', 'pkg/tracelink_wasm.js', 'pkg/tracelink_wasm_bg.wasm', 'www/index.html']) {
+  for (const file of ['pkg/tracelink.js', 'pkg/context.js', 'pkg/core.js', 'pkg/tracelink.wasm', 'www/index.html']) {
     if (!fs.existsSync(path.join(ROOT, file))) {
       throw new DemoError(`${file} is missing: build the package first (bash scripts/build.sh, or make demo)`);
     }

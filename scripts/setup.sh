@@ -9,7 +9,8 @@
 #   * wasm-bindgen-cli pinned to the wasm-bindgen crate version in Cargo.toml
 #   * wasm-opt from npm binaryen (never Debian's binaryen: it corrupts output)
 #   * Chromium + chromedriver + brotli (Debian packages)
-#   * Python peers in .tools/venv: rotel (collector), FastAPI + OpenTelemetry SDK
+#   * Python peers in .tools/venv: rotel (collector), FastAPI + OpenTelemetry SDK,
+#     and this checkout's python/ package (tracelink-backend), editable
 #   * npm dev dependencies (playwright-core) from package.json
 #   * edge runtimes for tests/edge (workerd, Deno, Bun: binaries in npm packages)
 #   * the demo's trace viewer (demo/viewer, Jaeger UI offline), built once
@@ -77,9 +78,15 @@ if ! "$TOOLS/venv/bin/python" -c 'import rotel, fastapi, uvicorn, opentelemetry.
   python3 -m venv "$TOOLS/venv"
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "${PY_PEERS[@]}"
 fi
+# 5b. The backend package, editable (edits are live), from this checkout's python/.
+if ! "$TOOLS/venv/bin/python" -c 'import pathlib, sys, tracelink_backend as t
+sys.exit(pathlib.Path(t.__file__).resolve().parents[1] != pathlib.Path(sys.argv[1]).resolve())' "$ROOT/python" 2>/dev/null; then
+  log "pip install -e python (tracelink-backend)"
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check -e "$ROOT/python"
+fi
 
 # 6. npm dev dependencies (test drivers).
-if [ -f "$ROOT/package.json" ] && ! (cd "$ROOT" && node -e 'require.resolve("playwright-core"); require.resolve("typescript")' 2>/dev/null); then
+if [ -f "$ROOT/package.json" ] && ! (cd "$ROOT" && node -e 'require.resolve("playwright-core"); require.resolve("typescript"); require.resolve("esbuild")' 2>/dev/null); then
   log "npm install (dev dependencies)"
   (cd "$ROOT" && npm install -q --no-audit --no-fund >/dev/null)
 fi

@@ -33,8 +33,8 @@ node --test --test-concurrency=1 tests/e2e/ && ok
 stage "7/8 edge and worker runtimes: Web/Service Worker, workerd, Deno, Bun, Node"
 node --test --test-concurrency=1 tests/edge/ && ok
 
-stage "8/8 the demo's own programs: backend (pytest, real rotel) and trace viewer (cargo test)"
-(cd demo/backend && "$ROOT/.tools/venv/bin/python" -m pytest -q -p no:cacheprovider) \
+stage "8/8 the backend package and the demo's programs: python/ + demo backend (pytest, real rotel), trace viewer (cargo test)"
+"$ROOT/.tools/venv/bin/python" -m pytest -q python/tests \
   && cargo test --manifest-path demo/viewer/Cargo.toml --locked && ok
 
 printf '\nstages: %d passed, 0 failed\n' "$passed"

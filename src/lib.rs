@@ -13,5 +13,8 @@
 
 pub mod core;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
 pub mod web;
+
+#[cfg(all(target_arch = "wasm32", feature = "js-package"))]
+mod js_abi;

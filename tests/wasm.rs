@@ -98,95 +98,10 @@ fn retry_after_is_honoured_on_wasm() {
 }
 
 
-// ---- the platform layer: web::Agent driven as the JS entry drives it -------
+// ---- the platform layer (the npm package's ABI is tested through the
+// package itself: tests/js, tests/e2e, tests/edge) ---------------------------
 
-use js_sys::{Array, Function, Reflect};
 use tracelink::web::clock::Clock;
-use tracelink::web::Agent;
-use wasm_bindgen::JsValue;
-
-/// An Agent whose host callbacks record into JS arrays: `sent` gets
-/// `[id, body, transport]`, `timers` gets each requested delay.
-fn agent(json: bool) -> (Agent, Array, Array) {
-    let sent = Array::new();
-    let timers = Array::new();
-    let send = Function::new_with_args("id, body, transport", "this.push([id, body, transport]); return true;");
-    let send = send.bind0(&sent);
-    let set_timer = Function::new_with_args("ms", "this.push(ms);").bind0(&timers);
-    let cfg = js_sys::Object::new();
-    Reflect::set(&cfg, &"serviceName".into(), &"agent-test".into()).unwrap();
-    Reflect::set(&cfg, &"json".into(), &JsValue::from_bool(json)).unwrap();
-    (Agent::new(cfg.into(), send, set_timer, None).unwrap(), sent, timers)
-}
-
-fn stat(a: &Agent, key: &str) -> f64 {
-    Reflect::get(&a.stats(), &key.into()).unwrap().as_f64().unwrap()
-}
-
-#[wasm_bindgen_test]
-fn agent_exports_through_the_host_callbacks() {
-    let (mut a, sent, timers) = agent(true);
-    let op = a.start("op", 0, 0, "", "", false, f64::NAN);
-    let fetch = a.fetch_start("GET", "https://api.example/x", "api.example", 443, op, "", "", false);
-    assert!(a.traceparent(fetch).starts_with(&format!("00-{}-", a.trace_id(op))));
-    a.attr_str(0, "k", "v");
-    a.event(op, "staged-attributes-event");
-    a.fetch_end(fetch, 503, "", "traceparent;desc=\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"");
-    a.end(op, f64::NAN);
-    assert_eq!(sent.length(), 0, "nothing sent before the schedule timer");
-    assert!(timers.length() >= 1, "a timer was requested");
-    a.flush();
-    assert_eq!(sent.length(), 1);
-    let call = Array::from(&sent.get(0));
-    assert_eq!(call.get(2).as_f64(), Some(1.0), "small batches go keepalive (they survive an unload)");
-    let body: Vec<u8> = js_sys::Uint8Array::new(&call.get(1)).to_vec();
-    let text = String::from_utf8(body).unwrap();
-    assert!(text.contains("\"agent-test\"") && text.contains("staged-attributes-event"), "{text}");
-    assert!(text.contains("b7ad6b7169203331"), "server span from Server-Timing recorded");
-    assert!(text.contains("{\"key\":\"error.type\",\"value\":{\"stringValue\":\"503\"}}"), "{text}");
-    assert!(!a.idle());
-    a.on_outcome(call.get(0).as_f64().unwrap(), 200, None, Some(b"{}".to_vec()));
-    assert!(a.idle());
-    assert_eq!(stat(&a, "exported"), 2.0);
-    assert_eq!(stat(&a, "dropped"), 0.0);
-}
-
-#[wasm_bindgen_test]
-fn agent_retries_then_uses_keepalive_when_hidden() {
-    let (mut a, sent, _timers) = agent(false);
-    let h = a.start("s", 0, 0, "", "", false, f64::NAN);
-    a.end(h, f64::NAN);
-    a.flush();
-    let first = Array::from(&sent.get(0));
-    a.on_outcome(first.get(0).as_f64().unwrap(), 429, Some("0".into()), None);
-    assert_eq!(stat(&a, "retried"), 1.0);
-    assert_eq!(sent.length(), 2, "Retry-After: 0 resends at once");
-    let retry = Array::from(&sent.get(1));
-    assert_eq!(retry.get(2).as_f64(), Some(1.0));
-    a.on_outcome(retry.get(0).as_f64().unwrap(), 200, None, None);
-    assert_eq!(stat(&a, "exported"), 1.0);
-    let h = a.start("queued-when-hidden", 0, 0, "", "", false, f64::NAN);
-    a.end(h, f64::NAN);
-    a.page_hidden();
-    let last = Array::from(&sent.get(sent.length() - 1));
-    assert_eq!(last.get(2).as_f64(), Some(1.0), "keepalive transport while hidden");
-    a.on_outcome(last.get(0).as_f64().unwrap(), 400, None, None);
-    assert_eq!(stat(&a, "droppedFailed"), 1.0, "400 is not retried: dropped and counted");
-    assert!(a.idle());
-}
-
-#[wasm_bindgen_test]
-fn agent_ignores_stale_and_unknown_handles() {
-    let (mut a, _sent, _) = agent(false);
-    let h = a.start("s", 0, 0, "", "", false, f64::NAN);
-    a.end(h, f64::NAN);
-    a.end(h, f64::NAN);
-    a.attr_str(h, "late", "x");
-    a.end(12345, f64::NAN);
-    assert_eq!(a.traceparent(h), "");
-    assert_eq!(a.normalize_traceparent("garbage", ""), "");
-    assert_eq!(stat(&a, "ended"), 1.0);
-}
 
 #[wasm_bindgen_test]
 fn clock_tracks_the_wall_clock_with_sub_ms_resolution() {

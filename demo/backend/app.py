@@ -10,10 +10,13 @@ Routes (all JSON):
     GET  /api/ping                     the trace headers received and the server span's ids
     GET  /api/config                   page settings {viewerUrl}, not traced
     GET  /healthz                      liveness, not traced
-    POST /otlp/v1/traces               same-origin OTLP relay to the collector (relay.py)
+    POST /otlp/v1/traces               same-origin OTLP relay to the collector (tracelink_backend)
     /pkg/*, /*                         optional static files (PKG_DIR, STATIC_DIR)
 
-Only `/api/...` requests are traced. Configuration: settings.py.
+Only `/api/...` requests and the HTML document are traced. The browser-facing
+half (CORS for the trace headers, `traceresponse`/`Server-Timing` response
+headers, correlation ids, the relay) is one `instrument_app` call from the
+`tracelink-backend` package (python/ in this repository). Configuration: settings.py.
 Run from the repository root: `.tools/venv/bin/python -m demo.backend`.
 """
 
@@ -29,11 +32,9 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.propagators import set_global_response_propagator
 from pydantic import BaseModel, Field
+from tracelink_backend import instrument_app
 
-from .http_tracing import CORRELATION_HEADER, CorrelationIdMiddleware, TraceHeadersPropagator
-from .relay import RELAY_PATH, OtlpRelay
 from .settings import Settings
 from .store import FirInvalid, FirNotFound, FirStore, ModelServer, TtlCache, parse_fir_id
 from .tracing_setup import (
@@ -51,13 +52,15 @@ mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
 
-# Trace only the API and HTML pages (`/`, `/dir/`, `*.html`: their server span
-# reaches the browser in Server-Timing, so the page-load trace joins it): not
-# /healthz, the relay, other static files or the page's config fetch. The ASGI
-# instrumentation searches "scheme://host/path" with these.
-UNTRACED_URLS = r"^[a-z]+://[^/]*/(?!api/|(?:[^/]*/)*(?:[^/]+\.html)?$),/api/config$"
+# Trace the API and the HTML document (its Server-Timing joins the page load to
+# the server): not /healthz, static assets or the page's config fetch. The relay
+# is outside the instrumentation. The ASGI instrumentation searches
+# "scheme://host/path" with these.
+UNTRACED_URLS = r"^[a-z]+://[^/]*/(?!api/|$|index\.html$),/api/config$"
 
-TRACE_REQUEST_HEADERS = ("traceparent", "tracestate", "baggage", CORRELATION_HEADER)
+CORRELATION_HEADER = "X-Correlation-ID"
+RELAY_PATH = "/otlp/v1/traces"
+TRACE_REQUEST_HEADERS = ("traceparent", "tracestate", "baggage", CORRELATION_HEADER.lower())
 
 
 class FirIn(BaseModel):
@@ -72,7 +75,6 @@ def create_app(settings: Settings) -> FastAPI:
         settings.service_name, settings.service_version, settings.otlp_traces_endpoint, settings.console_export
     )
     origins = list(settings.cors_origins)
-    set_global_response_propagator(TraceHeadersPropagator(", ".join(origins) if origins else "*"))
 
     store = FirStore(tracer_provider=provider)
     cache = TtlCache(settings.cache_ttl_seconds)
@@ -85,18 +87,10 @@ def create_app(settings: Settings) -> FastAPI:
         provider.shutdown()  # flush the last batch of spans
 
     app = FastAPI(title="FIR desk (afirgen) backend", version=settings.service_version, lifespan=lifespan)
-    app.add_middleware(CorrelationIdMiddleware)
     if origins:
-        # A cross-origin page sends traceparent & co. as custom headers, so the
-        # preflight must allow them; JS may read the response trace headers.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["traceparent", "tracestate", "baggage", CORRELATION_HEADER, "content-type"],
-            expose_headers=["traceresponse", "server-timing", CORRELATION_HEADER],
-            max_age=600,
-        )
+        # The API's own CORS needs; instrument_app merges the trace headers into it.
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["content-type"], max_age=600)
 
     @app.exception_handler(FirNotFound)
     async def not_found(_request: Request, exc: FirNotFound) -> JSONResponse:
@@ -166,12 +160,6 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz():
         return {"ok": True}
 
-    relay = OtlpRelay(settings.otlp_traces_endpoint, settings.relay_max_bytes)
-
-    @app.post(RELAY_PATH, include_in_schema=False)
-    async def otlp_relay(request: Request):
-        return await relay(request)
-
     if settings.pkg_dir:
         app.mount("/pkg", StaticFiles(directory=settings.pkg_dir), name="pkg")
     if settings.static_dir:
@@ -180,6 +168,10 @@ def create_app(settings: Settings) -> FastAPI:
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=provider, excluded_urls=UNTRACED_URLS, exclude_spans=["send", "receive"]
     )
+    # After the OpenTelemetry instrumentation, so the relay's requests stay untraced.
+    instrument_app(app, relay_path=RELAY_PATH, collector=settings.otlp_traces_endpoint,
+                   correlation_header=CORRELATION_HEADER, relay_max_bytes=settings.relay_max_bytes,
+                   relay_rate_per_second=settings.relay_rate_per_second, relay_burst=settings.relay_burst)
     return app
 
 

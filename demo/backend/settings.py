@@ -10,6 +10,8 @@
     CORS_ORIGINS                comma list of browser origins allowed to call the
                                 API cross-origin, or * (default *); empty: no CORS
     RELAY_MAX_BYTES             largest relayed export body (default 1048576)
+    RELAY_RATE_PER_SECOND       relayed exports per client and second (default 10)
+    RELAY_BURST                 relayed exports a client may send at once (default 60)
     CACHE_TTL_SECONDS           in-process cache lifetime (default 60)
     VIEWER_URL                  trace viewer base URL the page links to (GET /api/config)
     STATIC_DIR                  optional directory served at /   (index.html)
@@ -34,6 +36,8 @@ class Settings:
     console_export: bool = False
     cors_origins: tuple[str, ...] = ("*",)
     relay_max_bytes: int = 1 << 20
+    relay_rate_per_second: float = 10.0
+    relay_burst: int = 60
     cache_ttl_seconds: float = 60.0
     viewer_url: str | None = None
     static_dir: str | None = None
@@ -57,6 +61,8 @@ class Settings:
             console_export=(get("CONSOLE_EXPORT") or "").lower() in ("1", "true", "yes", "on"),
             cors_origins=d.cors_origins if origins is None else tuple(o.strip() for o in origins.split(",") if o.strip()),
             relay_max_bytes=int(get("RELAY_MAX_BYTES") or d.relay_max_bytes),
+            relay_rate_per_second=float(get("RELAY_RATE_PER_SECOND") or d.relay_rate_per_second),
+            relay_burst=int(get("RELAY_BURST") or d.relay_burst),
             cache_ttl_seconds=float(get("CACHE_TTL_SECONDS") or d.cache_ttl_seconds),
             viewer_url=get("VIEWER_URL"),
             static_dir=get("STATIC_DIR"),

@@ -12,12 +12,12 @@ browser's trace. The helpers below keep application code free of SDK details:
 
 Every span opened by `trace_operation` carries a `correlation_id` attribute: the
 one passed in, else the one bound to the current request by
-`use_correlation_id` (the HTTP middleware does that).
+`use_correlation_id` (tracelink_backend's correlation-id middleware does that
+for each request; both helpers are re-exported here).
 """
 
 from __future__ import annotations
 
-import contextvars
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, MutableMapping
 
@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, format_span_id, format_trace_id
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from tracelink_backend import CORRELATION_ID_ATTRIBUTE, current_correlation_id, use_correlation_id
 
 __all__ = [
     "setup_tracing",
@@ -48,9 +49,6 @@ __all__ = [
 TRACER_NAME = "afirgen.backend"
 """Instrumentation scope of the spans this module creates."""
 
-CORRELATION_ID_ATTRIBUTE = "correlation_id"
-
-_correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 
 
 def setup_tracing(
@@ -103,7 +101,7 @@ def trace_operation(
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
-        cid = correlation_id or _correlation_id.get()
+        cid = correlation_id or current_correlation_id()
         if cid:
             span.set_attribute(CORRELATION_ID_ATTRIBUTE, cid)
         try:
@@ -155,21 +153,6 @@ def extract_context(headers: Mapping[str, str]) -> otel_context.Context:
     """The context carried by incoming `headers`; pass it as `context=` when
     starting a span, or attach it with `opentelemetry.context.attach`."""
     return propagate.extract(headers)
-
-
-@contextmanager
-def use_correlation_id(correlation_id: str) -> Iterator[str]:
-    """Bind a correlation id to the current task for `trace_operation` spans."""
-    token = _correlation_id.set(correlation_id)
-    try:
-        yield correlation_id
-    finally:
-        _correlation_id.reset(token)
-
-
-def current_correlation_id() -> str | None:
-    """The correlation id bound by `use_correlation_id`, if any."""
-    return _correlation_id.get()
 
 
 def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ export function install(hooks) {
     if (req.done) return;
     req.done = true;
     if (failure) hooks.httpFail(req.span, failure, message);
-    else hooks.httpEnd(req.span, req.xhr.status, req.xhr.getResponseHeader('traceresponse'), req.xhr.getResponseHeader('server-timing'));
+    else hooks.httpEnd(req.span, req.xhr.status, req.xhr.getResponseHeader('traceresponse') ?? '', req.xhr.getResponseHeader('server-timing') ?? '');
   };
 
   function onEvent(e) {

@@ -122,6 +122,7 @@ mod retry_after;
 mod tests;
 
 pub use retry_after::parse_retry_after;
+pub(crate) use retry_after::parse_imf_fixdate;
 
 use std::collections::VecDeque;
 

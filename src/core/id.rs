@@ -129,6 +129,7 @@ impl IdGenerator {
     /// A generator seeded from the platform CSPRNG.
     ///
     /// Fails only if the platform has no CSPRNG (no `crypto.getRandomValues`).
+    #[cfg(feature = "entropy")]
     pub fn from_entropy() -> Result<IdGenerator, getrandom::Error> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed)?;

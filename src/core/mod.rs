@@ -16,13 +16,16 @@
 //! - [`export`]: the batch, retry and flush policy
 //! - [`tracer`]: live spans, context, sampling and hand-off to export
 //! - [`pipeline`]: tracer + encoder + export policy as one sans-IO client
+//! - [`clock_skew`]: the client clock's offset from the server's, from traced responses
 
 pub mod baggage;
+pub mod clock_skew;
 pub mod export;
 pub mod id;
 pub mod otlp;
 pub mod pipeline;
 pub mod sampler;
 pub mod span;
+pub mod span_log;
 pub mod trace_context;
 pub mod tracer;

@@ -9,6 +9,7 @@
 //! in, so host tests replay any scenario deterministically.
 
 use super::baggage::Baggage;
+use super::clock_skew::{self, ClockSample, ClockSkew, TraceOffsets};
 use super::export::{ExportConfig, ExportPolicy, Outcome, Transport};
 use super::id::IdGenerator;
 use super::otlp::{self, Encoding};
@@ -75,6 +76,8 @@ pub struct Pipeline {
     scope: Scope,
     baggage: Baggage,
     record: Vec<u8>,
+    clock: ClockSkew,
+    trace_offsets: TraceOffsets,
 }
 
 impl Pipeline {
@@ -90,6 +93,8 @@ impl Pipeline {
             scope: config.scope,
             baggage: Baggage::default(),
             record: Vec::with_capacity(256),
+            clock: ClockSkew::new(),
+            trace_offsets: TraceOffsets::default(),
         };
         p.update_overhead();
         p
@@ -117,20 +122,50 @@ impl Pipeline {
 
     /// Ends span `h` at `end_unix_nano`, encodes it and queues it. With
     /// `want_json`, also returns the span as OTLP JSON (console export).
+    /// Its times are moved onto the server's clock (see [`Pipeline::clock_sample`]).
     pub fn end_span(&mut self, h: SpanHandle, end_unix_nano: u64, now_ms: u64, want_json: bool) -> Option<String> {
-        let span = self.tracer.end_span(h, end_unix_nano)?;
+        let mut span = self.tracer.end_span(h, end_unix_nano)?;
         if self.policy.drop_if_full() {
             return None; // counted; not worth encoding
         }
+        let offset = self.trace_offsets.offset_for(span.span_context.trace_id, self.clock.offset_nano());
+        clock_skew::apply_offset(&mut span, offset, &self.tracer.config().limits);
         self.record.clear();
         otlp::encode_span(self.encoding, &span, &mut self.record);
         self.policy.push(self.record.clone(), now_ms);
-        if !want_json {
-            return None;
+        #[cfg(feature = "json")]
+        if want_json {
+            let mut json = Vec::new();
+            otlp::encode_span(Encoding::Json, &span, &mut json);
+            return String::from_utf8(json).ok();
         }
-        let mut json = Vec::new();
-        otlp::encode_span(Encoding::Json, &span, &mut json);
-        String::from_utf8(json).ok()
+        let _ = want_json;
+        None
+    }
+
+    /// Feeds the clock-skew estimator one traced round trip (e.g.
+    /// `ClockSample::from_headers(span start, now, server_timing, date)` for a
+    /// fetch); true when the sample was kept. Spans ended from then on get the
+    /// estimated offset (0 until two samples agree), one offset per trace.
+    pub fn clock_sample(&mut self, sample: ClockSample) -> bool {
+        self.clock.add_sample(sample)
+    }
+
+    /// [`Pipeline::clock_sample`] for the response to the request of live span
+    /// `h` (a fetch span: it started when the request left); call it when the
+    /// response headers arrived, before ending `h`, with its `Server-Timing`
+    /// and `Date` headers ('' when absent or unreadable).
+    pub fn clock_sample_from_response(&mut self, h: SpanHandle, response_unix_nano: u64, server_timing: &str, date: &str) -> bool {
+        let sample = self
+            .tracer
+            .start_time(h)
+            .and_then(|start| ClockSample::from_headers(start, response_unix_nano, server_timing, date));
+        sample.is_some_and(|s| self.clock.add_sample(s))
+    }
+
+    /// The offset (ns) added to client span times now (0: none).
+    pub fn clock_offset_nano(&self) -> i64 {
+        self.clock.offset_nano()
     }
 
     /// The next request to send now, if any (call until `None`).

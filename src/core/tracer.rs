@@ -198,6 +198,14 @@ impl Tracer {
         }
     }
 
+    /// The start time of live span `h` (recording or not).
+    pub fn start_time(&self, h: SpanHandle) -> Option<u64> {
+        match self.slots.get(h.index()) {
+            Some(Slot::Live { generation, span, .. }) if *generation == h.generation() => Some(span.start_time_unix_nano),
+            _ => None,
+        }
+    }
+
     /// The context of a live span (for propagation), if `h` is live.
     pub fn context(&self, h: SpanHandle) -> Option<&SpanContext> {
         match self.slots.get(h.index()) {
@@ -268,7 +276,9 @@ impl Tracer {
     pub fn end_span(&mut self, h: SpanHandle, end_unix_nano: u64) -> Option<SpanData> {
         self.live_span(h)?;
         let index = h.index();
-        let next_generation = match h.generation().wrapping_add(1) {
+        // Generations use 15 bits, so a handle never has bit 31 set: hosts may
+        // use it as a flag (the JS ABI marks recording spans with it).
+        let next_generation = match h.generation().wrapping_add(1) & 0x7fff {
             0 => 1,
             g => g,
         };

@@ -17,7 +17,8 @@ before(async () => {
   collector = await startCollector();
   backend = await startBackend({
     collectorUrl: collector.httpUrl, corsOrigins: [],
-    staticDir: path.join(ROOT, 'tests/e2e/pages'), pkgDir: path.join(ROOT, 'pkg'),
+    // Its index.html is the document the backend traces (Server-Timing).
+    staticDir: path.join(ROOT, 'tests/e2e/pages/instrument'), pkgDir: path.join(ROOT, 'pkg'),
   });
   browser = await launchChromium();
 });
@@ -29,7 +30,7 @@ after(async () => {
 
 /** The test page with setupTracing `options`, ready. */
 async function open(options) {
-  const p = await openPage(browser, `${backend.url}/instrument.html?options=${encodeURIComponent(JSON.stringify(options))}`);
+  const p = await openPage(browser, `${backend.url}/index.html?options=${encodeURIComponent(JSON.stringify(options))}`);
   await p.waitForFunction(() => document.documentElement.dataset.ready === 'true');
   return p;
 }
@@ -70,15 +71,15 @@ test('page load: documentLoad continues the backend span of the HTML response; w
   const spans = await spansOf(service, (s) => vitals.includes(s.name), vitals.length);
 
   const load = only(spans, (s) => s.name === 'documentLoad', 'documentLoad');
-  assert.match(load.attributes['url.full'], /\/instrument\.html\?options=/);
+  assert.match(load.attributes['url.full'], /\/index\.html\?options=/);
   assert.equal(load.attributes['browser.navigation.type'], 'navigate');
   assert.ok(load.attributes['browser.navigation_timing.loadEventEnd'] > 0);
-  // Joined: the parent is the backend's server span of GET /instrument.html.
+  // Joined: the parent is the backend's server span of GET /index.html.
   const server = only(collector.readSpans(), (s) => s.spanId === load.parentSpanId, 'documentLoad parent');
   assert.equal(server.resource['service.name'], BACKEND);
   assert.equal(server.kind, 2);
   assert.equal(server.traceId, load.traceId);
-  assert.match(JSON.stringify(server.attributes), /instrument\.html/);
+  assert.match(JSON.stringify(server.attributes), /index\.html/);
 
   const inLoad = spans.filter((s) => s.parentSpanId === load.spanId);
   const names = inLoad.map((s) => s.name);
@@ -203,7 +204,7 @@ test('errors: on the current span, or a standalone span; an error traceOperation
   const timer = only(spans, (s) => s.name === 'error', 'standalone error span');
   assert.deepEqual(exceptions(timer), ['EvalError: thrown in a timer']);
   assert.equal(timer.parentSpanId, '');
-  assert.match(timer.events[0].attributes['exception.stacktrace'], /instrument\.html|EvalError/);
+  assert.match(timer.events[0].attributes['exception.stacktrace'], /index\.html|EvalError/);
   const rejection = only(spans, (s) => s.name === 'unhandledrejection', 'standalone rejection span');
   assert.deepEqual(exceptions(rejection), ['RangeError: rejected outside any span']);
   const op = only(spans, (s) => s.name === 'op.fails', 'operation');
@@ -261,7 +262,7 @@ for (const navigationApi of [true, false]) {
       assert.ok(BigInt(toB.endTimeUnixNano) >= BigInt(fetchOf(spans, 'handler-2').startTimeUnixNano), 'ends when the handler settles');
     } else {
       const back = only(navs, (s) => s.attributes['browser.navigation.type'] === 'traverse', 'back');
-      assert.match(back.attributes['url.full'], /\/instrument\.html/);
+      assert.match(back.attributes['url.full'], /\/index\.html/);
       assert.equal(fetchOf(spans, 'popstate').parentSpanId, back.spanId, 'a fetch in the popstate handler');
     }
     assert.deepEqual(p.pageErrors, []);
@@ -272,7 +273,7 @@ for (const navigationApi of [true, false]) {
 test('XHR in a Web Worker joins the backend; the page-only instrumentations are no-ops there', async () => {
   const p = await open({ serviceName: 'e2e-worker-page' });
   const out = await p.evaluate(() => new Promise((resolve, reject) => {
-    const worker = new Worker('/instrument-worker.js', { type: 'module' });
+    const worker = new Worker('/worker.js', { type: 'module' });
     worker.onmessage = ({ data }) => { resolve(data); worker.terminate(); };
     worker.onerror = (e) => reject(new Error(e.message));
     worker.postMessage('go');
@@ -290,7 +291,7 @@ test('XHR in a Web Worker joins the backend; the page-only instrumentations are 
 
 test('Node (an edge-like runtime): every instrumentation installs as a no-op without errors', async () => {
   const { setupTracing } = await import(path.join(ROOT, 'pkg/tracelink.js'));
-  const wasm = await readFile(path.join(ROOT, 'pkg/tracelink_wasm_bg.wasm'));
+  const wasm = await readFile(path.join(ROOT, 'pkg/tracelink.wasm'));
   const tracing = await setupTracing({
     wasm, serviceName: 'e2e-node-noop', otlpEndpoint: collector.tracesUrl, instrumentXhr: true, instrumentDocumentLoad: true,
     instrumentNavigation: true, instrumentInteractions: true, instrumentErrors: true, instrumentWebVitals: true,

@@ -7,7 +7,7 @@ import http from 'node:http';
 import { startCollector, stopAll } from '../support/peers.mjs';
 
 const root = new URL('../../', import.meta.url);
-const wasm = readFileSync(new URL('pkg/tracelink_wasm_bg.wasm', root));
+const wasm = readFileSync(new URL('pkg/tracelink-full.wasm', root));
 const { setupTracing } = await import(new URL('pkg/tracelink.js', root));
 
 let collector;

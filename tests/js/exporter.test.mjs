@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
 const root = new URL('../../', import.meta.url);
-const wasm = readFileSync(new URL('pkg/tracelink_wasm_bg.wasm', root));
+const wasm = readFileSync(new URL('pkg/tracelink-full.wasm', root));
 const { setupTracing } = await import(new URL('pkg/tracelink.js', root));
 const servers = [];
 after(() => servers.forEach((s) => s.close()));
@@ -118,7 +118,7 @@ test('await flush() holds a Node process until it settles, even while exports wa
   const script = `
     import { readFileSync } from 'node:fs';
     const { setupTracing } = await import(${JSON.stringify(new URL('pkg/tracelink.js', root).href)});
-    const t = await setupTracing({ serviceName: 'exit', otlpEndpoint: ${JSON.stringify(url)}, wasm: readFileSync(${JSON.stringify(new URL('pkg/tracelink_wasm_bg.wasm', root).pathname)}), env: {} });
+    const t = await setupTracing({ serviceName: 'exit', otlpEndpoint: ${JSON.stringify(url)}, wasm: readFileSync(${JSON.stringify(new URL('pkg/tracelink-full.wasm', root).pathname)}), env: {} });
     t.startSpan('s').end();
     await t.flush(800);
     console.log(JSON.stringify(t.stats()));

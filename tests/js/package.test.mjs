@@ -33,7 +33,7 @@ test('npm pack → npm install → import "tracelink" → a span is made; the .d
     writeFileSync(join(dir, 'main.mjs'), `
       import { readFile } from 'node:fs/promises';
       import { setupTracing } from 'tracelink';
-      const wasm = await readFile(new URL(import.meta.resolve('tracelink/tracelink_wasm_bg.wasm')));
+      const wasm = await readFile(new URL(import.meta.resolve('tracelink/tracelink.wasm')));
       const t = await setupTracing({ serviceName: 'scratch', otlpEndpoint: 'http://127.0.0.1:9/v1/traces', wasm, env: {} });
       const id = t.traceOperation('op', (span) => span.traceId);
       console.log(JSON.stringify({ id, ended: t.stats().ended }));

@@ -46,7 +46,7 @@ const MONTH_NAMES: [&[u8; 3]; 12] = [
 
 /// Unix seconds of an IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`; dates
 /// before 1970 give 0. Case-sensitive and exact, as RFC 9110 defines it.
-fn parse_imf_fixdate(s: &[u8]) -> Option<u64> {
+pub(crate) fn parse_imf_fixdate(s: &[u8]) -> Option<u64> {
     if s.len() != 29
         || !DAY_NAMES.iter().any(|d| &s[0..3] == *d)
         || &s[3..5] != b", "

@@ -23,12 +23,11 @@
 //! [`parse_partial_success`] reads the collector's `ExportTraceServiceResponse`
 //! so the export policy can count spans the collector rejected.
 
+#[cfg(feature = "json")]
 mod float;
+#[cfg(feature = "json")]
 mod json;
 mod proto;
-
-/// Appends an unsigned integer in decimal, without `core::fmt`.
-pub use json::decimal as push_decimal;
 
 use crate::core::id::SpanId;
 use crate::core::span::{Array, Resource, Scope, SpanContext, SpanData, Value};
@@ -39,7 +38,8 @@ pub enum Encoding {
     /// Binary protobuf (`application/x-protobuf`): smaller, the OTLP default.
     #[default]
     Protobuf,
-    /// The OTLP JSON mapping (`application/json`).
+    /// The OTLP JSON mapping (`application/json`); cargo feature `json`.
+    #[cfg(feature = "json")]
     Json,
 }
 
@@ -49,6 +49,7 @@ impl Encoding {
     pub fn content_type(self) -> &'static str {
         match self {
             Encoding::Protobuf => "application/x-protobuf",
+            #[cfg(feature = "json")]
             Encoding::Json => "application/json",
         }
     }
@@ -62,6 +63,7 @@ impl Encoding {
 pub fn encode_span(enc: Encoding, span: &SpanData, out: &mut Vec<u8>) {
     match enc {
         Encoding::Protobuf => proto::span_record(out, span),
+        #[cfg(feature = "json")]
         Encoding::Json => json::span_record(out, span),
     }
 }
@@ -83,9 +85,11 @@ pub fn encode_request<'a>(
     out.reserve(head.len() + records_len + tail.len() + 8);
     out.extend_from_slice(&head);
     for (i, record) in records.into_iter().enumerate() {
+        #[cfg(feature = "json")]
         if enc == Encoding::Json && i > 0 {
             out.push(b',');
         }
+        let _ = i;
         out.extend_from_slice(record);
     }
     out.extend_from_slice(tail);
@@ -99,8 +103,10 @@ pub fn encode_request<'a>(
 /// them at 5 bytes each, enough for any request below 4 GiB. For the exact
 /// size of a given batch use [`encoded_request_len`].
 pub fn request_overhead(enc: Encoding, resource: &Resource, scope: &Scope, n: usize) -> usize {
+    let _ = n; // JSON only
     match enc {
         Encoding::Protobuf => proto::max_overhead(resource, scope),
+        #[cfg(feature = "json")]
         Encoding::Json => json::overhead(resource, scope, n),
     }
 }
@@ -108,11 +114,13 @@ pub fn request_overhead(enc: Encoding, resource: &Resource, scope: &Scope, n: us
 /// The exact length of the request [`encode_request`] writes for `n` records
 /// whose lengths add up to `records_len`.
 pub fn encoded_request_len(enc: Encoding, resource: &Resource, scope: &Scope, n: usize, records_len: usize) -> usize {
+    let _ = n; // JSON only
     match enc {
         Encoding::Protobuf => {
             let (head, tail) = frame(enc, resource, scope, records_len);
             head.len() + records_len + tail.len()
         }
+        #[cfg(feature = "json")]
         Encoding::Json => json::overhead(resource, scope, n) + records_len,
     }
 }
@@ -140,6 +148,7 @@ pub fn encode_spans(enc: Encoding, resource: &Resource, scope: &Scope, spans: &[
 pub fn parse_partial_success(enc: Encoding, body: &[u8]) -> Option<(i64, String)> {
     match enc {
         Encoding::Protobuf => proto::parse_partial_success(body),
+        #[cfg(feature = "json")]
         Encoding::Json => json::parse_partial_success(body),
     }
 }
@@ -149,6 +158,7 @@ pub fn parse_partial_success(enc: Encoding, body: &[u8]) -> Option<(i64, String)
 fn frame(enc: Encoding, resource: &Resource, scope: &Scope, records_len: usize) -> (Vec<u8>, &'static [u8]) {
     match enc {
         Encoding::Protobuf => (proto::request_head(resource, scope, records_len), &[]),
+        #[cfg(feature = "json")]
         Encoding::Json => (json::request_head(resource, scope), json::REQUEST_TAIL),
     }
 }
@@ -208,7 +218,7 @@ fn scalar(value: &Value) -> Option<Scalar<'_>> {
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "json"))]
 mod tests {
     use super::*;
     use crate::core::id::{IdGenerator, TraceId};

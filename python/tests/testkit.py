@@ -1,6 +1,8 @@
-"""Test kit for test_backend.py: real peers on free 127.0.0.1 ports. A rotel
-collector (from .tools/venv) whose received spans are read back from a JSONL
-file, and the backend itself as a subprocess (`python -m demo.backend`)."""
+"""Test kit: real peers on free 127.0.0.1 ports. A rotel collector (from
+.tools/venv) whose received spans are read back from a JSONL file; an app
+served by a real uvicorn server in a thread (`Server`); the demo backend as a
+subprocess (`python -m demo.backend`); and `Recorder`, an HTTP server that
+records what reaches it (to prove what is never forwarded)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
@@ -63,6 +67,11 @@ class Reply:
 
     def json(self):
         return json.loads(self.body)
+
+
+def header_values(reply: Reply, name: str) -> list[str]:
+    """Every comma-separated item of every `name` header, stripped."""
+    return [item.strip() for value in reply.headers.get_all(name) or [] for item in value.split(",")]
 
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
@@ -186,3 +195,56 @@ class Backend:
 
     def stop(self) -> None:
         _stop(self.proc)
+
+
+class Server:
+    """An ASGI app served by uvicorn on a free port, in a thread of this process."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+class Recorder:
+    """An HTTP server answering every request with `status`, recording (method, path, body)."""
+
+    def __init__(self, status: int = 200) -> None:
+        hits: list[tuple[str, str, bytes]] = []
+        self.hits = hits
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                hits.append((self.command, self.path, self.rfile.read(length)))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = _record
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,7 +1,8 @@
-"""The FIR desk backend against a real collector (rotel): what a browser that
-sends `traceparent` gets back, and what lands in the collector.
+"""The FIR desk demo backend (demo/backend, set up with `instrument_app`)
+against a real collector (rotel): what a browser that sends `traceparent`
+gets back, and what lands in the collector.
 
-Run from the repository root: `.tools/venv/bin/python -m pytest demo/backend -q`
+Run from the repository root: `.tools/venv/bin/python -m pytest python/tests -q`
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from demo.backend.testkit import ALLOWED_ORIGIN, Backend, free_port, http, post_json
+from testkit import ALLOWED_ORIGIN, Backend, free_port, header_values, http, post_json
 
 SERVER, CLIENT = 2, 3  # OTLP span kinds
 ERROR = 2  # OTLP status code
@@ -185,9 +186,13 @@ def test_response_trace_headers_name_the_server_span(backend, collector):
     span_id = r.json()["server_span"]["span_id"]
     expected = f"00-{trace_id}-{span_id}-01"
     assert r.headers["traceresponse"] == expected
-    assert r.headers["server-timing"] == f'traceparent;desc="{expected}"'
-    assert r.headers["timing-allow-origin"] == ALLOWED_ORIGIN
+    assert header_values(r, "server-timing")[0] == f'traceparent;desc="{expected}"'
+    assert header_values(r, "server-timing")[1].startswith("tracelink-time;desc=")
+    assert "timing-allow-origin" not in r.headers  # same origin: not needed
     assert r.headers["x-correlation-id"] == "abc-1"
+    allowed = http("GET", backend.url + "/api/ping", headers={"Origin": ALLOWED_ORIGIN})
+    assert allowed.headers["timing-allow-origin"] == ALLOWED_ORIGIN
+    assert "timing-allow-origin" not in http("GET", backend.url + "/api/ping", headers={"Origin": "http://evil.test"}).headers
     server = only(collector.trace(trace_id), "GET /api/ping")
     assert server["spanId"] == span_id and server["parentSpanId"] == parent
 
@@ -288,8 +293,10 @@ def test_relay_returns_the_collectors_verdict(backend):
     # rotel accepts bare application/json only: the relay passes the header and the 400 through
     r = http("POST", backend.url + "/otlp/v1/traces", otlp_json(trace_id, span_id, "x"),
              {"Content-Type": "application/json; charset=utf-8"})
-    assert r.status == 400
-    assert http("POST", backend.url + "/otlp/v1/traces", b"{}", {"Content-Type": "application/json"}).status == 400
+    assert r.status == 400 and b"resourceSpans" not in r.body
+    # Not an export at all: refused by the relay itself.
+    r = http("POST", backend.url + "/otlp/v1/traces", b"{}", {"Content-Type": "application/json"})
+    assert r.status == 400 and "resourceSpans" in r.json()["error"]
 
 
 def test_relay_rejects_other_content_types_and_encodings(backend):
@@ -357,7 +364,7 @@ def test_relay_answers_502_when_collector_is_down(tmp_path):
 # --- static files -------------------------------------------------------------------------------
 
 
-def test_static_and_pkg_dirs_are_served_untraced_except_html(tmp_path, collector):
+def test_static_files_are_untraced_except_the_document(tmp_path, collector):
     site, pkg = tmp_path / "site", tmp_path / "pkg"
     site.mkdir()
     pkg.mkdir()
@@ -376,14 +383,13 @@ def test_static_and_pkg_dirs_are_served_untraced_except_html(tmp_path, collector
         marker, parent = ids()
         assert http("GET", b.url + "/api/ping", headers=traceparent(marker, parent)).status == 200  # API still first
         collector.trace(marker)
-        # HTML pages are traced and name their server span in Server-Timing (the page-load trace joins it).
-        page = http("GET", b.url + "/")
-        server_timing = re.fullmatch(r'traceparent;desc="00-([0-9a-f]{32})-([0-9a-f]{16})-0[0-3]"', page.headers["server-timing"])
-        assert server_timing, page.headers.items()
-        html_span = [s for s in collector.trace(server_timing[1]) if s["spanId"] == server_timing[2]]
-        assert html_span and html_span[0]["kind"] == SERVER, html_span
-        names = [s["name"] for s in collector.spans() if s["resource"]["service.name"] == "static-test"]
-        assert set(names) == {"GET /api/ping", html_span[0]["name"]}, names  # no span for app.mjs, /pkg/, /missing.js
+        served = [s for s in collector.spans() if s["resource"]["service.name"] == "static-test"]
+        assert sorted(s["attributes"].get("http.target") for s in served) == ["/", "/api/ping"], served
+        # The document names its server span, for the page-load join.
+        document = http("GET", b.url + "/")
+        traceresponse = document.headers["traceresponse"]
+        assert header_values(document, "server-timing")[0] == f'traceparent;desc="{traceresponse}"'
+        collector.trace(traceresponse[3:35])
     finally:
         b.stop()
 
