@@ -227,7 +227,7 @@ export class Core {
    * a flat array of ops whose values are already snapshots (see `snapshot`):
    * [1, key, value] attribute, [2, timeMs, name, [k, v, …]] event, [3, code,
    * message] status, [4, name] rename, [5, status, traceresponse,
-   * serverTiming] HTTP response, [6, timeMs, type, message] HTTP failure,
+   * serverTiming, date, timeMs] HTTP response, [6, timeMs, type, message] HTTP failure,
    * [7, timeMs, type, message, stack] exception.
    */
   _writeLog(log) {
@@ -309,7 +309,7 @@ export class Core {
         }
         case 3: u8[pos++] = log[i++]; str(log[i++]); break;
         case 4: str(log[i++]); break;
-        case 5: leb(log[i++]); str(log[i++]); str(log[i++]); break;
+        case 5: leb(log[i++]); str(log[i++]); str(log[i++]); str(log[i++]); f64(log[i++]); break;
         case 6: f64(log[i++]); str(log[i++]); str(log[i++]); break;
         default: f64(log[i++]); str(log[i++]); str(log[i++]); str(log[i++]); break; // 7
       }

@@ -631,8 +631,8 @@ export class Tracing {
   }
 
   /** Ends an HTTP span: the response's status and the server span it names. */
-  _httpEnd(ctx, status, traceresponse, serverTiming) {
-    if (ctx.rec) ctx.log.push(HTTP_RESPONSE, status, traceresponse ?? '', serverTiming ?? '');
+  _httpEnd(ctx, status, traceresponse, serverTiming, date) {
+    if (ctx.rec) ctx.log.push(HTTP_RESPONSE, status, traceresponse ?? '', serverTiming ?? '', date ?? '', clock());
     this._end(ctx);
   }
 
@@ -689,7 +689,7 @@ export class Tracing {
     if (!ctx) return this._follow(promise, caller);
     return this._follow(promise.then(
       (res) => {
-        this._safe(() => this._httpEnd(ctx, res.status, res.headers.get('traceresponse'), res.headers.get('server-timing')));
+        this._safe(() => this._httpEnd(ctx, res.status, res.headers.get('traceresponse'), res.headers.get('server-timing'), res.headers.get('date')));
         return res;
       },
       (err) => {
@@ -758,8 +758,8 @@ export class Tracing {
         return ctx ? { span: new Span(this, ctx), headers: this._traceHeaders(ctx, u) } : null;
       }) ?? null,
       /** Ends an HTTP span: status, and the server's span read back from its response headers. */
-      httpEnd: (span, status, traceresponse = '', serverTiming = '') => this._safe(() => {
-        if (span?._c) this._httpEnd(span._c, Number(status) || 0, traceresponse, serverTiming);
+      httpEnd: (span, status, traceresponse = '', serverTiming = '', date = '') => this._safe(() => {
+        if (span?._c) this._httpEnd(span._c, Number(status) || 0, traceresponse, serverTiming, date);
       }),
       /** Ends an HTTP span whose request failed (network error, abort, timeout). */
       httpFail: (span, type, message = '') => this._safe(() => {

@@ -13,6 +13,7 @@
 #     and this checkout's python/ package (tracelink-backend), editable
 #   * npm dev dependencies (playwright-core) from package.json
 #   * edge runtimes for tests/edge (workerd, Deno, Bun: binaries in npm packages)
+#   * bundlers for tests/bundlers (Vite, webpack 5)
 #   * the demo's trace viewer (demo/viewer, Jaeger UI offline), built once
 # Knobs: SETUP_QUIET=1 prints only what it installs.
 set -euo pipefail
@@ -97,6 +98,12 @@ if ! (cd "$ROOT/tests/edge" && node -e 'for (const [n, v] of Object.entries(requ
     && node_modules/.bin/workerd --version && node_modules/.bin/deno --version && node_modules/.bin/bun --version) >/dev/null 2>&1; then
   log "npm install tests/edge (workerd, deno, bun)"
   (cd "$ROOT/tests/edge" && npm install -q --no-audit --no-fund >/dev/null)
+fi
+# 6c. Bundlers for tests/bundlers (Vite, webpack 5), pinned in tests/bundlers/package.json.
+if ! (cd "$ROOT/tests/bundlers" && node -e 'for (const [n, v] of Object.entries(require("./package.json").devDependencies))
+    if (require(n + "/package.json").version !== v) process.exit(1)') >/dev/null 2>&1; then
+  log "npm install tests/bundlers (vite, webpack)"
+  (cd "$ROOT/tests/bundlers" && npm install -q --no-audit --no-fund >/dev/null)
 fi
 # 7. The demo's trace viewer (demo/viewer: its own Cargo package and lockfile), built
 #    once; rebuilt only when its manifest, lockfile or sources are newer than the binary.

@@ -27,8 +27,8 @@ WASM_BINDGEN_USE_BROWSER=1 cargo test --target wasm32-unknown-unknown --test was
 stage "5/8 the npm package: JS API, exporter and fetch tests in Node against rotel"
 node --test --test-concurrency=1 tests/js/ && ok
 
-stage "6/8 browser end-to-end: Chromium + FastAPI/OpenTelemetry backend + rotel (+ the demo and Jaeger UI)"
-node --test --test-concurrency=1 tests/e2e/ && ok
+stage "6/8 browser end-to-end: Chromium + FastAPI/OpenTelemetry backend + rotel (+ the demo and Jaeger UI, apps built with Vite and webpack)"
+node --test --test-concurrency=1 tests/e2e/ tests/bundlers/ && ok
 
 stage "7/8 edge and worker runtimes: Web/Service Worker, workerd, Deno, Bun, Node"
 node --test --test-concurrency=1 tests/edge/ && ok

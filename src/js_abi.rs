@@ -210,7 +210,12 @@ pub extern "C" fn tl_start(kind: u32, parent: u32, name_len: usize, tp_len: usiz
 pub extern "C" fn tl_end(h: u32, log_len: usize, at_ms: f64) -> u32 {
     let Some(s) = state() else { return 1 };
     let h = SpanHandle(h & !RECORDING);
-    let ok = log_len == 0 || span_log::apply(&mut s.pipeline.tracer, h, input(log_len)).is_ok();
+    let applied = if log_len == 0 { Ok(None) } else { span_log::apply(&mut s.pipeline.tracer, h, input(log_len)) };
+    if let Ok(Some(r)) = applied {
+        // A traced response is a clock sample (the server's time vs ours).
+        s.pipeline.clock_sample_from_response(h, r.at_unix_nano, r.server_timing, r.date);
+    }
+    let ok = applied.is_ok();
     let now = mono();
     let json = s.pipeline.end_span(h, ms_to_nanos(at_ms), now, s.console);
     #[cfg(feature = "json")]

@@ -14,7 +14,8 @@
 //!         | 2 time_ms:f64 name:str n:leb (key:str value)*n   event
 //!         | 3 code:u8 message:str                 status (0 unset, 1 ok, 2 error)
 //!         | 4 name:str                            rename
-//!         | 5 status:leb traceresponse:str server_timing:str   HTTP response
+//!         | 5 status:leb traceresponse:str server_timing:str date:str time_ms:f64
+//!                                                 HTTP response (headers arrived at time_ms)
 //!         | 6 time_ms:f64 error_type:str message:str           HTTP request failed
 //!         | 7 time_ms:f64 type:str message:str stack:str       exception (+ ERROR status)
 //! value  := 0 str | 1 i64 | 2 f64 | 3 u8 | 4 elem:u8 n:leb elem_value*n
@@ -132,9 +133,21 @@ pub fn ms_to_nanos(ms: f64) -> u64 {
     (ms * 1000.0).round() as u64 * 1000
 }
 
+/// An HTTP response the log recorded, for clock-skew estimation
+/// (`Pipeline::clock_sample_from_response`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HttpResponse<'a> {
+    /// When the response headers arrived, unix nanoseconds.
+    pub at_unix_nano: u64,
+    pub server_timing: &'a str,
+    pub date: &'a str,
+}
+
 /// Replays `log` onto live span `h` (see the module docs). Ops on a span that
 /// is not live or not recording are skipped, as direct calls would be.
-pub fn apply(tracer: &mut Tracer, h: SpanHandle, log: &[u8]) -> Result<(), Malformed> {
+/// Returns the HTTP response it recorded, if any.
+pub fn apply<'a>(tracer: &mut Tracer, h: SpanHandle, log: &'a [u8]) -> Result<Option<HttpResponse<'a>>, Malformed> {
+    let mut response = None;
     let mut r = Reader { buf: log, pos: 0 };
     while r.pos < log.len() {
         match r.u8()? {
@@ -169,7 +182,10 @@ pub fn apply(tracer: &mut Tracer, h: SpanHandle, log: &[u8]) -> Result<(), Malfo
                 let status = u16::try_from(r.leb()?).unwrap_or(0);
                 let traceresponse = r.str()?;
                 let server_timing = r.str()?;
+                let date = r.str()?;
+                let at_unix_nano = ms_to_nanos(r.f64()?);
                 http_response(tracer, h, status, traceresponse, server_timing);
+                response = Some(HttpResponse { at_unix_nano, server_timing, date });
             }
             op::HTTP_FAILURE => {
                 let time = ms_to_nanos(r.f64()?);
@@ -190,7 +206,7 @@ pub fn apply(tracer: &mut Tracer, h: SpanHandle, log: &[u8]) -> Result<(), Malfo
             _ => return Err(Malformed),
         }
     }
-    Ok(())
+    Ok(response)
 }
 
 /// An HTTP CLIENT span's outcome: status code, `error.type` for 4xx/5xx, and
@@ -328,12 +344,14 @@ impl LogWriter {
         self.str(message);
         self
     }
-    /// Stages an HTTP response.
-    pub fn http_response(&mut self, status: u16, traceresponse: &str, server_timing: &str) -> &mut Self {
+    /// Stages an HTTP response whose headers arrived at `time_ms` (unix ms).
+    pub fn http_response(&mut self, status: u16, traceresponse: &str, server_timing: &str, date: &str, time_ms: f64) -> &mut Self {
         self.buf.push(op::HTTP_RESPONSE);
         self.leb(u64::from(status));
         self.str(traceresponse);
         self.str(server_timing);
+        self.str(date);
+        self.buf.extend_from_slice(&time_ms.to_le_bytes());
         self
     }
 }
@@ -358,8 +376,9 @@ mod tests {
             .attribute(&KeyValue::new("n", 42i64))
             .attribute(&KeyValue { key: "arr".into(), value: Value::Array(Array::Bool(vec![true, false])) })
             .event(1.5, "e", &[KeyValue::new("k", 1.25f64)])
-            .http_response(503, "", "traceparent;desc=\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"");
-        apply(&mut t, h, &w.buf).unwrap();
+            .http_response(503, "", "traceparent;desc=\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"", "", 1.75);
+        let response = apply(&mut t, h, &w.buf).unwrap().expect("the response is reported");
+        assert_eq!(response.at_unix_nano, 1_750_000);
         let span = t.end_span(h, 2_000).unwrap();
         let get = |k: &str| span.attributes.iter().find(|kv| kv.key == k).map(|kv| kv.value.clone());
         assert_eq!(get("a"), Some(Value::String("x".into())));
@@ -383,7 +402,7 @@ mod tests {
         for bad in [&[9u8][..], &[1, 5, b'a'], &[1, 1, b'k', 4, 0, 0xff, 0xff, 0xff, 0xff, 0x0f], &[1, 1, 0xff, 0, 0]] {
             let mut log = w.buf[..good].to_vec();
             log.extend_from_slice(bad);
-            assert_eq!(apply(&mut t, h, &log), Err(Malformed));
+            assert_eq!(apply(&mut t, h, &log).err(), Some(Malformed));
         }
         let span = t.end_span(h, 2).unwrap();
         assert!(span.attributes.iter().any(|kv| kv.key == "kept"));
