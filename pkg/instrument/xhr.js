@@ -25,7 +25,10 @@ export function install(hooks) {
     if (req.done) return;
     req.done = true;
     if (failure) hooks.httpFail(req.span, failure, message);
-    else hooks.httpEnd(req.span, req.xhr.status, req.xhr.getResponseHeader('traceresponse') ?? '', req.xhr.getResponseHeader('server-timing') ?? '');
+    else {
+      const header = (name) => req.xhr.getResponseHeader(name) ?? '';
+      hooks.httpEnd(req.span, req.xhr.status, header('traceresponse'), header('server-timing'), header('date'));
+    }
   };
 
   function onEvent(e) {
