@@ -3,8 +3,9 @@
 // correlation id added in send() only where they may go (a header the caller
 // set is kept, never duplicated), URL redaction, the server's span read back
 // from traceresponse / Server-Timing. The app's handlers of the request's
-// events run in the context send() was called in, like the continuations of
-// a traced fetch. Works wherever XMLHttpRequest exists (pages, Web Workers).
+// events (those added after open(), as axios and most code do) run in the
+// context send() was called in, like the continuations of a traced fetch.
+// Works wherever XMLHttpRequest exists (pages, Web Workers).
 //
 // The XHR behaves exactly as without tracelink: the patched methods call the
 // originals first or last with the caller's own arguments and let their
