@@ -66,6 +66,31 @@ pub enum Response<'a> {
     Timeout,
 }
 
+/// The counters' names, in the order of [`Pipeline::stats_values`] (the JS
+/// ABI hands over the values alone; pkg/core.js keeps the same list).
+pub const STAT_NAMES: [&str; 20] = [
+    "started",
+    "unsampled",
+    "ended",
+    "live",
+    "queued",
+    "inFlight",
+    "exported",
+    "dropped",
+    "droppedQueueFull",
+    "droppedTooLarge",
+    "droppedRejected",
+    "droppedFailed",
+    "droppedShutdown",
+    "droppedLiveLimit",
+    "droppedRetriesExhausted",
+    "retried",
+    "requests",
+    "beaconsRefused",
+    "failedRequests",
+    "staleHandleUses",
+];
+
 /// See the module docs.
 pub struct Pipeline {
     /// Live spans; the platform starts and records spans through it directly.
@@ -268,30 +293,35 @@ impl Pipeline {
 
     /// Every counter, named as `stats()` shows them in JS.
     pub fn stats_fields(&self) -> Vec<(&'static str, u64)> {
+        STAT_NAMES.iter().copied().zip(self.stats_values()).collect()
+    }
+
+    /// The counters' values, in the order of [`STAT_NAMES`].
+    pub fn stats_values(&self) -> [u64; STAT_NAMES.len()] {
         let t = self.tracer.stats();
         let e = self.policy.stats();
         let dropped = e.dropped_total() + t.dropped_live_limit;
-        vec![
-            ("started", t.started),
-            ("unsampled", t.unsampled),
-            ("ended", t.ended),
-            ("live", self.tracer.live_spans() as u64),
-            ("queued", e.queued),
-            ("inFlight", e.in_flight),
-            ("exported", e.exported),
-            ("dropped", dropped),
-            ("droppedQueueFull", e.dropped_queue_full),
-            ("droppedTooLarge", e.dropped_too_large),
-            ("droppedRejected", e.dropped_rejected),
-            ("droppedFailed", e.dropped_failed),
-            ("droppedShutdown", e.dropped_shutdown),
-            ("droppedLiveLimit", t.dropped_live_limit),
-            ("droppedRetriesExhausted", e.dropped_retries_exhausted),
-            ("retried", e.retried),
-            ("requests", e.requests),
-            ("beaconsRefused", e.beacons_refused),
-            ("failedRequests", e.failed_requests),
-            ("staleHandleUses", t.stale_handle_uses),
+        [
+            t.started,
+            t.unsampled,
+            t.ended,
+            self.tracer.live_spans() as u64,
+            e.queued,
+            e.in_flight,
+            e.exported,
+            dropped,
+            e.dropped_queue_full,
+            e.dropped_too_large,
+            e.dropped_rejected,
+            e.dropped_failed,
+            e.dropped_shutdown,
+            t.dropped_live_limit,
+            e.dropped_retries_exhausted,
+            e.retried,
+            e.requests,
+            e.beacons_refused,
+            e.failed_requests,
+            t.stale_handle_uses,
         ]
     }
 }

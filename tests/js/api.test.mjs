@@ -376,3 +376,15 @@ test('inject/extract never throw into the caller, whatever the carrier', async (
   assert.equal(t.stats().internalErrors, 0);
   await t.shutdown();
 });
+
+test('stats() names the core counters in the core order (pipeline::STAT_NAMES)', async () => {
+  const rust = readFileSync(new URL('src/core/pipeline.rs', root), 'utf8');
+  const names = [...rust.match(/pub const STAT_NAMES: \[&str; \d+\] = \[([^\]]*)\]/)[1].matchAll(/"(\w+)"/g)].map((m) => m[1]);
+  const t = await tracing();
+  t.startSpan('counted').end();
+  const s = t.stats();
+  assert.deepEqual(Object.keys(s).slice(0, names.length), names);
+  assert.equal(s.started, 1);
+  assert.equal(s.ended, 1);
+  await t.shutdown();
+});

@@ -345,7 +345,8 @@ fn partial_success(body: &[u8]) -> Option<(i64, String)> {
     while !r.buf.is_empty() {
         match r.field()? {
             (1, Field::Varint(v)) => rejected = v as i64,
-            (2, Field::Bytes(b)) => message = String::from_utf8_lossy(b).into_owned(),
+            // The message is only informative: kept when it is valid UTF-8.
+            (2, Field::Bytes(b)) => message = core::str::from_utf8(b).unwrap_or_default().to_owned(),
             (1 | 2, _) => return None,
             _ => {}
         }
@@ -549,8 +550,8 @@ mod tests {
         ] {
             assert_eq!(parse_partial_success(garbage), None, "{garbage:?}");
         }
-        // invalid UTF-8 in the message is replaced, not rejected
-        assert_eq!(parse_partial_success(&[0x0a, 3, 0x12, 1, 0xff]), Some((0, "\u{fffd}".into())));
+        // invalid UTF-8 in the message: the response still counts, the message is dropped
+        assert_eq!(parse_partial_success(&[0x0a, 3, 0x12, 1, 0xff]), Some((0, String::new())));
     }
 
     // ---- a decoder for our own output, to check nesting with proptest ----

@@ -20,6 +20,11 @@
 
 use core::cell::UnsafeCell;
 
+mod alloc;
+
+#[global_allocator]
+static ALLOCATOR: alloc::SizeClasses = alloc::SizeClasses::new();
+
 #[cfg(feature = "full")]
 use crate::core::baggage::Baggage;
 use crate::core::export::Transport;
@@ -328,17 +333,17 @@ pub extern "C" fn tl_shutdown() {
     at_now(Pipeline::shutdown);
 }
 
-/// Writes every counter as an f64, in the order of `Pipeline::stats_fields`
+/// Writes every counter as an f64, in the order of `pipeline::STAT_NAMES`
 /// (`STAT_NAMES` in pkg/tracelink.js); returns their number.
 #[no_mangle]
 pub extern "C" fn tl_stats() -> usize {
     let Some(s) = state() else { return 0 };
-    let fields = s.pipeline.stats_fields();
+    let values = s.pipeline.stats_values();
     let io = io();
-    for (i, (_, v)) in fields.iter().enumerate() {
+    for (i, v) in values.iter().enumerate() {
         io[i * 8..i * 8 + 8].copy_from_slice(&(*v as f64).to_le_bytes());
     }
-    fields.len()
+    values.len()
 }
 
 fn at_now(event: impl FnOnce(&mut Pipeline, u64)) {
