@@ -72,13 +72,37 @@ export interface TracingOptions {
   asyncContext?: AsyncContextCarrier | false;
   /** URLs never traced (prefixes or RegExps on the full URL), by fetch and every instrumentation. The exporter's own endpoint never is. */
   ignoreUrls?: Array<string | RegExp>;
-  /** Opt-in instrumentations: each module is downloaded only when its option is set. */
-  instrumentXhr?: boolean | Record<string, unknown>;
-  instrumentDocumentLoad?: boolean | Record<string, unknown>;
-  instrumentNavigation?: boolean | Record<string, unknown>;
-  instrumentInteractions?: boolean | Record<string, unknown>;
-  instrumentErrors?: boolean | Record<string, unknown>;
-  instrumentWebVitals?: boolean | Record<string, unknown>;
+  // Opt-in instrumentations: each module is downloaded only when its option is set.
+  /** A CLIENT span per XMLHttpRequest, with the traced fetch's headers and semantics (pages, Web Workers). */
+  instrumentXhr?: boolean | Record<string, never>;
+  /** The page load as a trace (documentLoad, documentFetch, resourceFetch, paints), joined to the HTML response's server span. */
+  instrumentDocumentLoad?: boolean | DocumentLoadOptions;
+  /** A `navigation` span per SPA route change (Navigation API, else History API). */
+  instrumentNavigation?: boolean | NavigationOptions;
+  /** A root span per click / submit on an element, current for its handlers. */
+  instrumentInteractions?: boolean | InteractionOptions;
+  /** Uncaught errors and unhandled rejections recorded on the current span (or a short standalone span). */
+  instrumentErrors?: boolean | Record<string, never>;
+  /** TTFB, FCP, LCP, INP, CLS: one span each per page (children of the page-load span with instrumentDocumentLoad). */
+  instrumentWebVitals?: boolean | Record<string, never>;
+}
+
+// ---- instrumentation settings (pkg/instrument/) ----
+export interface DocumentLoadOptions {
+  /** Most resourceFetch spans per page load (default 250); the rest are counted in `tracelink.resources_dropped`. */
+  maxResources?: number;
+}
+export interface NavigationOptions {
+  /** Use the Navigation API where the browser has it (default true); false: History API only. */
+  navigationApi?: boolean;
+}
+export interface InteractionOptions {
+  /** DOM event types that start a span (default ['click', 'submit']). */
+  events?: string[];
+  /** Attribute that names an element's span (default 'data-trace-name'). */
+  nameAttribute?: string;
+  /** CSS selector of the elements a click counts on (default: links, buttons, checkboxes, radios, summary, ARIA controls, named elements). */
+  selector?: string;
 }
 
 export interface SpanOptions {

@@ -218,6 +218,38 @@ const INSTRUMENTATIONS = {
   instrumentWebVitals: () => import('./instrument/web-vitals.js'),
 };
 
+// ---- added for pkg/instrument (branch `instrument`) -------------------------
+/**
+ * Task store only (an exact store carries the context itself): `ctx` is
+ * current, from now until `event`'s dispatch ends, wherever the store would
+ * answer what it answered at entry (`base`); an operation run or re-entered
+ * inside still wins. Exact: a dispatch the browser starts as a task begins
+ * with an empty microtask queue, so everything that runs until it ends (the
+ * listeners, and the microtasks they queue, which run between listeners) was
+ * started by this event's listeners; a dispatch from script runs only its
+ * listeners. Once the dispatch is over (eventPhase NONE) it no longer applies.
+ */
+function enterEvent(store, ctx, event) {
+  if (!ctx || store.exact || !(event?.eventPhase > 0)) return false;
+  let scopes = store.eventScopes;
+  if (!scopes) {
+    scopes = store.eventScopes = [];
+    const get = store.get;
+    store.get = function () {
+      let c = get.call(this);
+      for (let i = 0; i < scopes.length; i++) {
+        const s = scopes[i];
+        if (!s.event.eventPhase) scopes.splice(i--, 1);
+        else if (c === s.base) c = s.ctx;
+      }
+      return c;
+    };
+  }
+  scopes.push({ event, ctx, base: store.get() });
+  return true;
+}
+// ---- end of the pkg/instrument addition --------------------------------------
+
 function errorParts(err) {
   if (err instanceof Error || (err && typeof err === 'object' && 'message' in err)) {
     return [String(err.name ?? err.constructor?.name ?? 'Error'), String(err.message ?? ''), String(err.stack ?? '')];
@@ -737,6 +769,19 @@ export class Tracing {
       wasRecorded: (error) => error !== null && (typeof error === 'object' || typeof error === 'function') && this._recordedErrors.has(error),
       /** Runs f, counting (never throwing) any failure. */
       safe: (f) => this._safe(f),
+      // ---- added for pkg/instrument (branch `instrument`) -------------------
+      /** `url.full` for `url` as the traced fetch records it (no userinfo, query values redacted); null for ignoreUrls and the exporter. */
+      spanUrl: (url) => this._safe(() => {
+        const u = new URL(String(url), global.location?.href);
+        return this._ignored(u) ? null : this._spanUrl(u);
+      }) ?? null,
+      /**
+       * Makes `ctx` current for the rest of the dispatch of `event` (an Event
+       * being dispatched now): the listeners after the caller's and the
+       * microtasks they queue. See enterEvent below. Returns whether it applied.
+       */
+      enterEvent: (ctx, event) => this._safe(() => enterEvent(this._store, ctx, event)) ?? false,
+      // ---- end of the pkg/instrument addition -------------------------------
     };
   }
 

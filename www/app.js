@@ -9,6 +9,8 @@ const tracing = await setupTracing({
   serviceVersion: '1.0.0',
   otlpEndpoint: './otlp/v1/traces', // same-origin relay on the backend: no CORS preflight, no ad blocker
   instrumentFetch: true,
+  instrumentDocumentLoad: true, // the page load, joined to the backend span that served index.html
+  instrumentInteractions: true, // each click / submit a root span; its operation and fetches beneath
   correlationIdHeader: 'X-Correlation-ID',
   scheduleDelayMillis: 500,
 });

@@ -112,9 +112,13 @@ const BACKEND_STEPS = {
   },
 };
 
+/** The root span of each operation's trace: the click or submit that started it (data-trace-name). */
+const INTERACTIONS = { 'fir.create': 'submit create report', 'fir.fetch': 'click fetch report', 'fir.summary': 'click generate summary' };
+
 /** Complete once the frontend operation span and every expected backend step have arrived. */
 function complete(name) {
   return (trace) => trace.spans.some((s) => s.operationName === name && service(trace, s) === FRONTEND)
+    && trace.spans.some((s) => s.operationName === INTERACTIONS[name])
     && trace.spans.some((s) => tag(s, 'span.kind') === 'server')
     && Object.values(BACKEND_STEPS[name]).every((is) => trace.spans.some(is));
 }
@@ -134,14 +138,20 @@ for (const name of ['fir.create', 'fir.fetch', 'fir.summary']) {
     for (const s of spans) assert.equal(s.traceID, op.traceId);
     assert.deepEqual(new Set(spans.map((s) => service(trace, s))), new Set([FRONTEND, BACKEND]), describe());
 
-    // The browser operation is the root; every other span's parent is in this trace.
+    // The click (or submit) is the root (instrumentInteractions), the browser operation its
+    // only child; every other span's parent is in this trace.
     const roots = spans.filter((s) => parentId(s) === null);
     assert.equal(roots.length, 1, `one root:\n${describe()}`);
-    const [root] = roots;
+    const [interaction] = roots;
+    assert.equal(interaction.operationName, INTERACTIONS[name]);
+    assert.equal(service(trace, interaction), FRONTEND);
+    const ops = spans.filter((s) => parentId(s) === interaction.spanID);
+    assert.equal(ops.length, 1, `one operation under ${interaction.operationName}:\n${describe()}`);
+    const [root] = ops;
     assert.equal(root.operationName, name);
     assert.equal(service(trace, root), FRONTEND);
     for (const s of spans) {
-      if (s !== root) assert.ok(byId.has(parentId(s)), `parent of ${s.operationName} in the trace:\n${describe()}`);
+      if (s !== interaction) assert.ok(byId.has(parentId(s)), `parent of ${s.operationName} in the trace:\n${describe()}`);
       for (const r of s.references ?? []) assert.equal(r.refType, 'CHILD_OF');
     }
 
@@ -163,7 +173,7 @@ for (const name of ['fir.create', 'fir.fetch', 'fir.summary']) {
     };
     const backend = spans.filter((s) => service(trace, s) === BACKEND && s !== server);
     for (const s of backend) assert.ok(descends(s, server), `${s.operationName} under the server span:\n${describe()}`);
-    for (const s of spans.filter((x) => service(trace, x) === FRONTEND)) {
+    for (const s of spans.filter((x) => service(trace, x) === FRONTEND && x !== interaction)) {
       assert.ok(s === root || descends(s, root), `${s.operationName} under ${name}`);
     }
     for (const [step, is] of Object.entries(BACKEND_STEPS[name])) {
@@ -193,6 +203,23 @@ for (const name of ['fir.create', 'fir.fetch', 'fir.summary']) {
     }
   });
 }
+
+test('the page load is one trace: the backend span that served index.html -> documentLoad -> fetches and paints', async () => {
+  // The backend named its span in Server-Timing; the page-load trace continues it.
+  const traceparent = await page.evaluate(() => performance.getEntriesByType('navigation')[0].serverTiming
+    .find((t) => t.name === 'traceparent')?.description);
+  assert.match(traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]$/);
+  const [traceId, serverSpanId] = [traceparent.slice(3, 35), traceparent.slice(36, 52)];
+  const trace = await demo.viewer.waitForTrace(traceId, (t) => ['documentLoad', 'documentFetch', 'firstContentfulPaint']
+    .every((n) => t.spans.some((s) => s.operationName === n)), 20_000);
+  const server = trace.spans.find((s) => s.spanID === serverSpanId);
+  assert.equal(service(trace, server), BACKEND);
+  const load = trace.spans.find((s) => s.operationName === 'documentLoad');
+  assert.equal(service(trace, load), FRONTEND);
+  assert.equal(parentId(load), serverSpanId, 'the page load continues the backend span of index.html');
+  const resources = trace.spans.filter((s) => s.operationName === 'resourceFetch').map((s) => tag(s, 'url.full'));
+  assert.ok(resources.some((u) => u.endsWith('/app.js')) && resources.some((u) => u.endsWith('/style.css')), resources.join('\n'));
+});
 
 test('the page\'s trace link opens the joined summary trace in Jaeger UI (screenshot)', async () => {
   const op = operations['fir.summary'];
