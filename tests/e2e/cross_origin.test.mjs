@@ -12,7 +12,9 @@
 //     never reaches the app, the page's fetch rejects with a TypeError, and tracing goes on.
 //   - clock skew: with the page's clock 5 minutes fast or slow, the first fetch's span is off by
 //     those 5 minutes (uncorrected: the test could fail), and once two responses agree on the
-//     offset every client span encloses its server child within the round trip's uncertainty.
+//     offset every client span encloses its server child (from the SERVER span's start to the
+//     response headers leaving: a fetch span ends at the headers) within the round trip's
+//     uncertainty; a right clock is left alone.
 //
 // Needs pkg/ built (scripts/build.sh) and scripts/setup.sh's tools (Chromium, .tools/venv).
 import assert from 'node:assert/strict';
@@ -144,10 +146,15 @@ const startMs = (span) => ms(span.startTimeUnixNano);
 const endMs = (span) => ms(span.endTimeUnixNano);
 const service = (span) => span.resource['service.name'];
 
-/** Operation span, its fetch CLIENT span and the app's SERVER span of trace `traceId`, once all are in rotel. */
+/**
+ * Operation span, its fetch CLIENT span, the app's SERVER span and the instrumentation's span
+ * around sending the response headers (`asgi.event.type` http.response.start, a child of the
+ * SERVER span) of trace `traceId`, once all are in rotel.
+ */
 async function joinedTrace(traceId, pageService) {
+  const isResponseStart = (s) => s.attributes['asgi.event.type'] === 'http.response.start';
   const spans = await collector.waitForSpans({ where: (s) => s.traceId === traceId &&
-    ((service(s) === pageService) || (s.kind === SERVER && service(s) === 'cross-origin-backend')), count: 3 });
+    (service(s) === pageService || s.kind === SERVER || isResponseStart(s)), count: 4 });
   const find = (what, where) => {
     const found = spans.filter(where);
     assert.equal(found.length, 1, `trace ${traceId}: one ${what}, got ${found.map((s) => s.name).join(', ') || 'none'}`);
@@ -156,7 +163,9 @@ async function joinedTrace(traceId, pageService) {
   const operation = find('operation span', (s) => service(s) === pageService && s.parentSpanId === '');
   const client = find('fetch CLIENT span', (s) => service(s) === pageService && s.kind === CLIENT);
   const server = find('SERVER span', (s) => s.kind === SERVER);
-  return { operation, client, server };
+  assert.equal(service(server), 'cross-origin-backend');
+  const responseStart = find('response-start span', (s) => isResponseStart(s) && s.parentSpanId === server.spanId);
+  return { operation, client, server, responseStart };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,7 +186,8 @@ test('a page on another origin joins its trace with an instrument_app backend: p
   assert.ok(stats.exported >= 2, `operation + fetch spans exported: ${JSON.stringify(stats)}`);
 
   // The preflight, as Chromium saw it: the API call and the relay export each needed one (the
-  // trace headers and the protobuf content type are not CORS-safelisted), and both succeeded.
+  // trace headers and the protobuf content type are not CORS-safelisted), and both succeeded
+  // (the export may take more than one request; the first preflight is cached for the rest).
   const network = page.network.all();
   const crossOrigin = network.filter((r) => r.url.startsWith(app.url));
   for (const path of ['/api/hello', '/otlp/v1/traces']) {
@@ -186,9 +196,9 @@ test('a page on another origin joins its trace with an instrument_app backend: p
     assert.equal(preflights[0].method, 'OPTIONS');
     assert.equal(preflights[0].status, 200, `preflight for ${path}: ${JSON.stringify(preflights[0])}`);
     const actual = crossOrigin.filter((r) => !r.preflight && r.url === `${app.url}${path}`);
-    assert.equal(actual.length, 1, `${path} requested once: ${JSON.stringify(crossOrigin)}`);
-    assert.equal(actual[0].status, 200, JSON.stringify(actual[0]));
+    assert.ok(actual.length >= 1 && actual.every((r) => r.status === 200), `${path}: ${JSON.stringify(actual)}`);
   }
+  assert.equal(crossOrigin.filter((r) => !r.preflight && r.url === `${app.url}/api/hello`).length, 1);
   assert.deepEqual(crossOrigin.filter((r) => r.error || r.corsError), [], 'no failed or CORS-blocked request');
   assert.deepEqual(page.problems, [], 'no page errors, no CORS errors on the console');
   // ... and as the app saw it (uvicorn's access log).
@@ -244,14 +254,14 @@ test('an origin the app does not allow gets no CORS grant; the page and its trac
   await page.context().close();
 });
 
-for (const shiftMs of [SHIFT_MS, -SHIFT_MS]) {
-  const label = `${shiftMs > 0 ? '+' : '-'}5 min`;
-  test(`the page's clock ${label} off: client spans enclose their server children within the round-trip bound`, async (t) => {
-    const serviceName = `skewed-page${shiftMs > 0 ? '-fast' : '-slow'}`;
+for (const shiftMs of [SHIFT_MS, -SHIFT_MS, 0]) {
+  const label = shiftMs ? `${shiftMs > 0 ? '+' : '-'}5 min off` : 'right';
+  test(`the page's clock ${label}: client spans enclose their server children within the round-trip bound`, async (t) => {
+    const serviceName = `page-clock-${shiftMs > 0 ? 'fast' : shiftMs < 0 ? 'slow' : 'right'}`;
     const page = await openTracedPage(site.url, { shiftMs, serviceName });
-    const pageClockOff = await page.evaluate(() => [Date.now(), new Date().getTime(), performance.timeOrigin + performance.now()]);
-    for (const t of pageClockOff) {
-      assert.ok(Math.abs(t - Date.now() - shiftMs) < 5000, `the page's clock is ${label} off: ${pageClockOff}`);
+    const pageClock = await page.evaluate(() => [Date.now(), new Date().getTime(), performance.timeOrigin + performance.now()]);
+    for (const time of pageClock) {
+      assert.ok(Math.abs(time - Date.now() - shiftMs) < 5000, `the page's clock is ${label}: ${pageClock}`);
     }
     // Warm-up: the estimator applies an offset only once two responses agree on it, so the
     // first traced response (sample 1) is exported uncorrected and from the second one on
@@ -269,45 +279,55 @@ for (const shiftMs of [SHIFT_MS, -SHIFT_MS]) {
     const traces = [];
     for (const call of calls) traces.push(await joinedTrace(call.traceId, serviceName));
 
-    // The trueOffset of the server's clock from the page's: the page reads shiftMs ahead.
-    const trueOffsetMs = -shiftMs;
-    const describe = ({ operation, client, server }) => JSON.stringify({
+    // The true offset (server clock − page clock): the page reads shiftMs ahead of the server.
+    const trueOffsetMs = shiftMs ? -shiftMs : 0;
+    const describe = ({ operation, client, server, responseStart }) => JSON.stringify({
       client: [startMs(client), endMs(client)], server: [startMs(server), endMs(server)],
+      responseStart: startMs(responseStart),
       operation: [startMs(operation), endMs(operation)], offset: client.attributes[OFFSET_ATTRIBUTE] });
 
-    // Uncorrected, the first call's client span starts shiftMs away from its server child
-    // (the sent request reached the server within the round trip): no enclosure at all.
+    // With a shifted clock, the first call's client span (uncorrected: one sample) starts shiftMs
+    // away from its server child (the request reached the server within the round trip): the
+    // spans do not even overlap, so the enclosure checks below can fail.
     const first = traces[0];
-    const firstRoundTrip = endMs(first.client) - startMs(first.client);
-    assert.equal(first.client.attributes[OFFSET_ATTRIBUTE], undefined, `uncorrected: ${describe(first)}`);
-    const lead = startMs(first.client) - startMs(first.server) - shiftMs; // in [-round trip, 0]
-    assert.ok(lead <= 1 && lead >= -firstRoundTrip - 1, `the first client span is ${label} off: ${describe(first)}`);
-    assert.ok(shiftMs > 0 ? startMs(first.client) > endMs(first.server) : endMs(first.client) < startMs(first.server),
-      `uncorrected, the client span does not enclose its server child: ${describe(first)}`);
+    if (shiftMs) {
+      const firstRoundTrip = endMs(first.client) - startMs(first.client);
+      assert.equal(first.client.attributes[OFFSET_ATTRIBUTE], undefined, `uncorrected: ${describe(first)}`);
+      const lead = startMs(first.client) - startMs(first.server) - shiftMs; // in [-round trip, 0]
+      assert.ok(lead <= 1 && lead >= -firstRoundTrip - 1, `the first client span is ${label} off: ${describe(first)}`);
+      assert.ok(shiftMs > 0 ? startMs(first.client) > endMs(first.server) : endMs(first.client) < startMs(first.server),
+        `uncorrected, the client span does not enclose its server child: ${describe(first)}`);
+    }
 
     // Corrected: each measured client span encloses its server child. The offset is the
     // midpoint of an interval at most one round trip wide, so it may be off by half a round
     // trip; the bound is half the call's own round trip (its sample is among those that agree)
     // plus 1 ms (client and server timestamp resolution, the attribute's rounding).
+    // The client span starts before the server span and ends after the response headers left
+    // the server (the instrumentation's http.response.start span). A fetch span ends when the
+    // headers arrive, so the end of the whole SERVER span (body written, span closed: 1 to 10 ms
+    // later on this machine, whatever the clocks) is not compared: it may outlast the fetch span.
     for (const [i, trace] of traces.entries()) {
       if (i < 2) continue; // warm-up
-      const { operation, client, server } = trace;
+      const { operation, client, server, responseStart } = trace;
       const roundTrip = endMs(client) - startMs(client);
       const bound = roundTrip / 2 + 1;
-      const offset = client.attributes[OFFSET_ATTRIBUTE];
+      // A right clock is left alone (no attribute), or moved by no more than the bound.
+      const offset = client.attributes[OFFSET_ATTRIBUTE] ?? (shiftMs ? undefined : 0);
       assert.equal(typeof offset, 'number', `call ${i} is corrected: ${describe(trace)}`);
       assert.ok(Math.abs(offset - trueOffsetMs) <= bound,
         `call ${i}: offset ${offset} ms, true ${trueOffsetMs} ms, bound ${bound} ms: ${describe(trace)}`);
-      assert.equal(operation.attributes[OFFSET_ATTRIBUTE], offset, 'one offset for the whole trace');
+      assert.equal(operation.attributes[OFFSET_ATTRIBUTE], client.attributes[OFFSET_ATTRIBUTE], 'one offset per trace');
       assert.ok(startMs(client) <= startMs(server) + bound,
         `call ${i}: client starts before its server child (bound ${bound} ms): ${describe(trace)}`);
-      assert.ok(endMs(server) <= endMs(client) + bound,
-        `call ${i}: client ends after its server child (bound ${bound} ms): ${describe(trace)}`);
+      assert.ok(startMs(responseStart) <= endMs(client) + bound,
+        `call ${i}: client ends after the server sent its response (bound ${bound} ms): ${describe(trace)}`);
       assert.ok(startMs(operation) <= startMs(client) && endMs(client) <= endMs(operation),
         `call ${i}: the operation encloses its fetch exactly (same clock, same offset): ${describe(trace)}`);
-      t.diagnostic(`call ${i}: round trip ${roundTrip.toFixed(3)} ms, offset ${offset} ms (true ${trueOffsetMs}), ` +
-        `client starts ${(startMs(server) - startMs(client)).toFixed(3)} ms before and ends ` +
-        `${(endMs(client) - endMs(server)).toFixed(3)} ms after its server child`);
+      t.diagnostic(`call ${i}: round trip ${roundTrip.toFixed(3)} ms, offset ${offset} ms (true ${trueOffsetMs}); ` +
+        `client starts ${(startMs(server) - startMs(client)).toFixed(3)} ms before the server span, ends ` +
+        `${(endMs(client) - startMs(responseStart)).toFixed(3)} ms after the response left ` +
+        `(${(endMs(client) - endMs(server)).toFixed(3)} ms after the server span's end)`);
     }
     await page.context().close();
   });
