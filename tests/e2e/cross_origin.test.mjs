@@ -216,8 +216,8 @@ test('a page on another origin joins its trace with an instrument_app backend: p
   assert.equal(call.traceresponse.split('-')[2], server.spanId, 'traceresponse names the SERVER span');
   assert.equal(server.attributes.correlation_id, 'corr-cross-1', 'the correlation id is on the server span');
   assert.equal(operation.attributes.correlation_id, 'corr-cross-1');
-  // The page's spans came through the relay: the page had no other way to rotel (its exporter
-  // targets the app's relay only, the one POST the network log shows).
+  // The page's spans came through the relay: its exporter targets nothing else (the POSTs
+  // checked above), and rotel has them with the page's resource.
   assert.equal(client.resource['service.name'], 'cross-origin-page');
   await page.context().close();
 });
