@@ -45,8 +45,11 @@ pub const MAX_SAMPLE_AGE_NANO: u64 = 10 * 60 * 1_000_000_000;
 pub const MAX_INTERVAL_NANO: u64 = 120 * 1_000_000_000;
 /// Slack for the client's own timestamps: browsers coarsen them to 5–100 µs.
 pub const CLIENT_RESOLUTION_NANO: u64 = 100_000;
-/// A `Date` header's resolution: whole seconds, truncated.
-pub const DATE_PRECISION_NANO: u64 = 1_000_000_000;
+/// How far after a `Date` header's value the server's clock may be when it
+/// answered: the header is truncated to whole seconds, and servers that cache
+/// it send one up to a second older still (uvicorn refreshes its copy about
+/// once a second, on a 100 ms tick), plus half a second for a busy event loop.
+pub const DATE_PRECISION_NANO: u64 = 2_500_000_000;
 /// The Server-Timing metric carrying the server's clock (tracelink-backend).
 pub const SERVER_TIME_METRIC: &str = "tracelink-time";
 /// The span attribute recording the offset applied to a span's times.
@@ -66,7 +69,8 @@ pub struct ClockSample {
     /// unknown, as with `Date`).
     pub server_duration_nano: u64,
     /// The server's resolution: its true times are within this after the
-    /// values given (1 µs for `tracelink-time` with three decimals, 1 s for `Date`).
+    /// values given (1 µs for `tracelink-time` with three decimals,
+    /// [`DATE_PRECISION_NANO`] for `Date`).
     pub precision_nano: u64,
 }
 

@@ -5,6 +5,7 @@
 //                        forwarding over OTLP/gRPC (to the viewer)
 //   startViewer()        the demo's trace viewer (demo/viewer: Jaeger UI offline + JSON API)
 //   startBackend()       the FIR desk FastAPI backend (demo/backend), OpenTelemetry-instrumented
+//   startTracelinkApp()  a small FastAPI app joined to browser traces by instrument_app alone
 //   startStaticServer()  files with browser-correct MIME types, plus test handlers:
 //                        recorder() (records requests) and corsFront() (CORS in front of rotel)
 //
@@ -477,6 +478,34 @@ export async function startBackend({ collectorUrl, corsOrigins = '*', staticDir,
   const url = `http://${HOST}:${port}`;
   await waitReady(proc, port, async () => (await request(`${url}/healthz`)).status === 200, 30_000);
   return { url, port, relayUrl: `${url}/otlp/v1/traces`, logFile: proc.logFile, exited: proc.exited, stop: proc.stop };
+}
+
+const TRACELINK_APP = path.join(ROOT, 'tests', 'peers', 'cross_origin_app.py');
+
+/**
+ * Start a small FastAPI app set up only with tracelink-backend's `instrument_app`
+ * (tests/peers/cross_origin_app.py): OpenTelemetry SDK exporting to `collectorUrl` (base URL),
+ * CORS for `allowOrigins`, the OTLP relay at /otlp/v1/traces forwarding there. It imports
+ * tracelink_backend from this checkout's python/, whatever the venv's editable install points at.
+ * Returns { url, port, relayUrl, logFile, log(), exited, stop() }; log() is its output so far
+ * (uvicorn's access log lists every request, preflights included).
+ */
+export async function startTracelinkApp({ collectorUrl, allowOrigins = [], service } = {}) {
+  if (!collectorUrl) throw new Error('tracelink app: collectorUrl is required (e.g. collector.httpUrl)');
+  requireVenv();
+  const port = await freePort();
+  await requireFree('tracelink app', port);
+  const dir = workDir();
+  const env = { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1',
+    PYTHONPATH: [path.join(ROOT, 'python'), process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) };
+  const args = [TRACELINK_APP, '--port', String(port), '--collector', collectorUrl.replace(/\/v1\/traces\/?$/, ''),
+    ...allowOrigins.flatMap((origin) => ['--allow-origin', origin]), ...(service ? ['--service', service] : [])];
+  const proc = launch('tracelink app (tests/peers/cross_origin_app.py)', VENV_PYTHON, args,
+    { env, cwd: ROOT, logFile: path.join(dir, 'tracelink-app.out') });
+  const url = `http://${HOST}:${port}`;
+  await waitReady(proc, port, async () => (await request(`${url}/healthz`)).status === 200, 30_000);
+  return { url, port, relayUrl: `${url}/otlp/v1/traces`, logFile: proc.logFile,
+    log: () => fs.readFileSync(proc.logFile, 'utf8'), exited: proc.exited, stop: proc.stop };
 }
 
 // ---------------------------------------------------------------------------------------------
