@@ -162,10 +162,17 @@ export class Core {
     return this._x.tl_start(kind, parent, n, p, s, remote ? 1 : 0, atMs) >>> 0;
   }
 
-  /** Ends span `h` at `atMs` after applying its staged log (an array, see writeLog). */
+  /**
+   * Ends span `h` at `atMs` after applying its staged log (an array, see
+   * _writeLog). Returns [ids (16 trace id + 8 span id + 1 flags bytes) or
+   * null, tracestate].
+   */
   end(h, log, atMs) {
     const len = log && log.length ? this._writeLog(log) : 0;
-    this._x.tl_end(h, len, atMs);
+    const n = this._x.tl_end(h, len, atMs);
+    if (n < 25) return [null, ''];
+    const u8 = this._view();
+    return [u8.slice(this._io, this._io + 25), n > 25 ? decoder.decode(u8.subarray(this._io + 25, this._io + n)) : ''];
   }
 
   /** [traceparent, tracestate] of live span `h`, or null. */

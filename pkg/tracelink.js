@@ -195,9 +195,11 @@ export async function setupTracing(options = {}) {
       + (full ? " (Workers: import wasm from 'tracelink/tracelink-full.wasm')" : ''), { cause: e });
   }
   tracing._start_();
+  let hooks = null; // what instrumentations use (instrument/hooks.js), loaded with the first
   for (const [name, settings] of config.instrumentations) {
     const instrumentation = await INSTRUMENTATIONS[name]();
-    const uninstall = tracing._safe(() => instrumentation.install(tracing._hooks(), settings));
+    hooks ??= (await import('./instrument/hooks.js')).hooks(tracing, Span);
+    const uninstall = tracing._safe(() => instrumentation.install(hooks, settings));
     if (typeof uninstall === 'function') tracing._uninstall.push(uninstall);
   }
   return tracing;
@@ -207,7 +209,7 @@ export async function setupTracing(options = {}) {
  * Opt-in instrumentations: each a module loaded only when its option is set
  * (a literal dynamic import, so bundlers split it out of the default bundle).
  * A module exports `install(hooks, settings) → uninstall()`; `hooks` is
- * `Tracing._hooks()`.
+ * `instrument/hooks.js`, loaded with the first.
  */
 const INSTRUMENTATIONS = {
   instrumentXhr: () => import('./instrument/xhr.js'),
@@ -218,37 +220,6 @@ const INSTRUMENTATIONS = {
   instrumentWebVitals: () => import('./instrument/web-vitals.js'),
 };
 
-// ---- added for pkg/instrument (branch `instrument`) -------------------------
-/**
- * Task store only (an exact store carries the context itself): `ctx` is
- * current, from now until `event`'s dispatch ends, wherever the store would
- * answer what it answered at entry (`base`); an operation run or re-entered
- * inside still wins. Exact: a dispatch the browser starts as a task begins
- * with an empty microtask queue, so everything that runs until it ends (the
- * listeners, and the microtasks they queue, which run between listeners) was
- * started by this event's listeners; a dispatch from script runs only its
- * listeners. Once the dispatch is over (eventPhase NONE) it no longer applies.
- */
-function enterEvent(store, ctx, event) {
-  if (!ctx || store.exact || !(event?.eventPhase > 0)) return false;
-  let scopes = store.eventScopes;
-  if (!scopes) {
-    scopes = store.eventScopes = [];
-    const get = store.get;
-    store.get = function () {
-      let c = get.call(this);
-      for (let i = 0; i < scopes.length; i++) {
-        const s = scopes[i];
-        if (!s.event.eventPhase) scopes.splice(i--, 1);
-        else if (c === s.base) c = s.ctx;
-      }
-      return c;
-    };
-  }
-  scopes.push({ event, ctx, base: store.get() });
-  return true;
-}
-// ---- end of the pkg/instrument addition --------------------------------------
 
 function errorParts(err) {
   if (err instanceof Error || (err && typeof err === 'object' && 'message' in err)) {
@@ -402,14 +373,15 @@ export class Tracing {
     if (!c || typeof c !== 'object' || !(c.t instanceof Tracing)) return null;
     const w = c.t._w3c(c, true);
     if (!w) return null;
-    return { t: this, h: 0, rec: false, log: null, cid: c.cid, baggage: c.baggage, tp: w[0], ts: w[1], remote: c.remote };
+    return { t: this, h: 0, rec: false, log: null, cid: c.cid, baggage: c.baggage, tp: w[0], ts: w[1], ids: null, done: false, remote: c.remote };
   }
 
   /** [traceparent, tracestate] of `ctx`: live, or (with `ended`) as it was when it ended. */
   _w3c(ctx, ended = false) {
     if (!ctx) return null;
-    if (ctx.tp) return ended || !ctx.h ? [ctx.tp, ctx.ts] : null;
-    return ctx.h ? this._safe(() => this._core.context(ctx.h)) ?? null : null;
+    if (ctx.done) return ended ? [traceparentOf(ctx), ctx.ts] : null;
+    if (!ctx.h) return ctx.tp ? [ctx.tp, ctx.ts] : null; // a remote context
+    return this._safe(() => this._core.context(ctx.h)) ?? null;
   }
 
   /**
@@ -425,13 +397,13 @@ export class Tracing {
 
   /** Starts a span under `parent` (a context or null) → its context, or null. */
   _startIn(name, kind, parent, cid, atMs = NaN) {
-    const live = parent && parent.h && !parent.tp;
-    const raw = this._core.start(name, kind, live ? parent.h : 0, live || !parent ? '' : parent.tp,
+    const live = parent && parent.h && !parent.done;
+    const raw = this._core.start(name, kind, live ? parent.h : 0, live || !parent ? '' : traceparentOf(parent),
       live || !parent ? '' : parent.ts, !!parent?.remote, Number.isNaN(atMs) ? clock() : atMs);
     if (!raw) return null;
     const rec = raw >= RECORDING;
     const ctx = { t: this, h: raw & 0x7fffffff, rec, log: rec ? [] : null, cid: cid ?? parent?.cid,
-      baggage: parent ? parent.baggage : this._baggage, tp: '', ts: '', remote: false };
+      baggage: parent ? parent.baggage : this._baggage, tp: '', ts: '', ids: null, done: false, remote: false };
     if (rec && ctx.cid != null) ctx.log.push(ATTRIBUTE, 'correlation_id', ctx.cid);
     return ctx;
   }
@@ -446,7 +418,7 @@ export class Tracing {
       // An extracted remote context: started under, never made live here.
       return { t: this, h: 0, rec: false, log: null, cid: undefined,
         baggage: typeof p.baggage === 'string' ? p.baggage : this._baggage,
-        tp: p.traceparent, ts: typeof p.tracestate === 'string' ? p.tracestate : '', remote: true };
+        tp: p.traceparent, ts: typeof p.tracestate === 'string' ? p.tracestate : '', ids: null, done: false, remote: true };
     }
     return this._implicitParent();
   }
@@ -468,16 +440,18 @@ export class Tracing {
     ctx.log.push(EXCEPTION, clock(), type, message, stack);
   }
 
-  /** Ends the span of `ctx` (its log crosses now), keeping its W3C context for work that outlives it. */
+  /**
+   * Ends the span of `ctx` (its log crosses now). The core hands back the
+   * span's ids and tracestate, so work that outlives the span still names it
+   * as its parent (the traceparent is formatted only if that happens).
+   */
   _end(ctx, atMs = NaN) {
-    if (!ctx || !ctx.h || ctx.tp) return;
-    const w = this._core.context(ctx.h);
-    if (!w) return;
-    [ctx.tp, ctx.ts] = w;
+    if (!ctx || !ctx.h || ctx.done) return;
     const log = ctx.log;
     ctx.log = null;
     ctx.rec = false;
-    this._core.end(ctx.h, log, Number.isNaN(atMs) ? clock() : atMs);
+    ctx.done = true;
+    [ctx.ids, ctx.ts] = this._core.end(ctx.h, log, Number.isNaN(atMs) ? clock() : atMs);
   }
 
   /** Runs `fn(...args)` with `ctx` current; a promise it returns re-enters the caller's context. */
@@ -727,64 +701,6 @@ export class Tracing {
     return [input, copy];
   }
 
-  /**
-   * The interface opt-in instrumentation modules (pkg/instrument/) use: the
-   * context rules, the traced fetch's HTTP semantics for other clients, and
-   * the error bookkeeping. Internal: not part of the public API.
-   */
-  _hooks() {
-    return {
-      tracing: this,
-      /** Whether the context is exact (AsyncLocalStorage) or task-scoped (browsers). */
-      exact: this._store.exact,
-      current: () => this._current(),
-      /** Runs fn(...args) with `ctx` (a span's context) current in its synchronous extent. */
-      run: (ctx, fn, args = []) => (ctx ? this._store.run(ctx, fn, args) : fn(...args)),
-      /** A promise settling like `promise`, whose continuations re-enter `ctx` (task store). */
-      follow: (promise, ctx) => this._follow(promise, ctx),
-      /** The context of a Span (to pass as a parent, or to `run`). */
-      contextOf: (span) => (span instanceof Span ? span._c : null),
-      /**
-       * An HTTP CLIENT span for `method` `url` under `parent` (a context; null for
-       * a new trace; undefined: the current one), with the traced fetch's
-       * semantics. Returns null when the URL is not traced, else
-       * { span, headers }: the [name, value] pairs to add to the request (none
-       * where trace headers may not go).
-       */
-      httpStart: (method, url, parent) => this._safe(() => {
-        const u = new URL(String(url), global.location?.href);
-        if (this._ignored(u)) return null;
-        const ctx = this._httpStart(String(method || 'GET').toUpperCase(), u, parent === undefined ? this._implicitParent() : parent);
-        return ctx ? { span: new Span(this, ctx), headers: this._traceHeaders(ctx, u) } : null;
-      }) ?? null,
-      /** Ends an HTTP span: status, and the server's span read back from its response headers. */
-      httpEnd: (span, status, traceresponse = '', serverTiming = '', date = '') => this._safe(() => {
-        if (span?._c) this._httpEnd(span._c, Number(status) || 0, traceresponse, serverTiming, date);
-      }),
-      /** Ends an HTTP span whose request failed (network error, abort, timeout). */
-      httpFail: (span, type, message = '') => this._safe(() => {
-        if (span?._c) this._httpFail(span._c, String(type || 'Error'), String(message));
-      }),
-      /** Whether `error` was already recorded on a span (by traceOperation or recordException). */
-      wasRecorded: (error) => error !== null && (typeof error === 'object' || typeof error === 'function') && this._recordedErrors.has(error),
-      /** Runs f, counting (never throwing) any failure. */
-      safe: (f) => this._safe(f),
-      // ---- added for pkg/instrument (branch `instrument`) -------------------
-      /** `url.full` for `url` as the traced fetch records it (no userinfo, query values redacted); null for ignoreUrls and the exporter. */
-      spanUrl: (url) => this._safe(() => {
-        const u = new URL(String(url), global.location?.href);
-        return this._ignored(u) ? null : this._spanUrl(u);
-      }) ?? null,
-      /**
-       * Makes `ctx` current for the rest of the dispatch of `event` (an Event
-       * being dispatched now): the listeners after the caller's and the
-       * microtasks they queue. See enterEvent below. Returns whether it applied.
-       */
-      enterEvent: (ctx, event) => this._safe(() => enterEvent(this._store, ctx, event)) ?? false,
-      // ---- end of the pkg/instrument addition -------------------------------
-    };
-  }
-
   // ---- public API ---------------------------------------------------------
 
   /**
@@ -1019,6 +935,16 @@ export class Tracing {
     s.contextMode = this._store.name;
     return s;
   }
+}
+
+/** The traceparent of an ended span's context, from the ids the core handed back. */
+function traceparentOf(ctx) {
+  if (!ctx.tp && ctx.ids) {
+    let hex = '';
+    for (let i = 0; i < 25; i++) hex += (ctx.ids[i] < 16 ? '0' : '') + ctx.ids[i].toString(16);
+    ctx.tp = `00-${hex.slice(0, 32)}-${hex.slice(32, 48)}-${hex.slice(48)}`;
+  }
+  return ctx.tp;
 }
 
 /** A span time option (unix ms number or Date) as unix ms; NaN for "now". */

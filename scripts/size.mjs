@@ -80,7 +80,8 @@ export async function measureAll(dir) {
   if (existsSync(instrument)) {
     for (const f of readdirSync(instrument).filter((f) => f.endsWith('.js')).sort()) {
       const option = { 'xhr.js': 'instrumentXhr', 'document-load.js': 'instrumentDocumentLoad', 'navigation.js': 'instrumentNavigation',
-        'interactions.js': 'instrumentInteractions', 'errors.js': 'instrumentErrors', 'web-vitals.js': 'instrumentWebVitals' }[f];
+        'interactions.js': 'instrumentInteractions', 'errors.js': 'instrumentErrors', 'web-vitals.js': 'instrumentWebVitals',
+        'hooks.js': 'any instrument* option' }[f];
       if (!option) continue;
       // Loaded on demand, as its own chunk: what enabling it adds.
       const chunk = await bundle(dir, `import * as m from '${join(instrument, f).replaceAll('\\', '/')}'; globalThis.m = m;`);

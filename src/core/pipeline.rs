@@ -100,7 +100,8 @@ pub struct Pipeline {
     resource: Resource,
     scope: Scope,
     baggage: Baggage,
-    record: Vec<u8>,
+    /// Capacity to give the next span record (the last one's size, rounded up).
+    record_capacity: usize,
     clock: ClockSkew,
     trace_offsets: TraceOffsets,
 }
@@ -117,7 +118,7 @@ impl Pipeline {
             resource: config.resource,
             scope: config.scope,
             baggage: Baggage::default(),
-            record: Vec::with_capacity(256),
+            record_capacity: 256,
             clock: ClockSkew::new(),
             trace_offsets: TraceOffsets::default(),
         };
@@ -155,9 +156,11 @@ impl Pipeline {
         }
         let offset = self.trace_offsets.offset_for(span.span_context.trace_id, self.clock.offset_nano());
         clock_skew::apply_offset(&mut span, offset, &self.tracer.config().limits);
-        self.record.clear();
-        otlp::encode_span(self.encoding, &span, &mut self.record);
-        self.policy.push(self.record.clone(), now_ms);
+        let mut record = Vec::with_capacity(self.record_capacity);
+        otlp::encode_span(self.encoding, &span, &mut record);
+        // The next record starts with room for one like this (no regrowth).
+        self.record_capacity = record.len().next_power_of_two().max(64);
+        self.policy.push(record, now_ms);
         #[cfg(feature = "json")]
         if want_json {
             let mut json = Vec::new();

@@ -209,18 +209,30 @@ pub extern "C" fn tl_start(kind: u32, parent: u32, name_len: usize, tp_len: usiz
     if tracer.is_recording(h) { h.0 | RECORDING } else { h.0 }
 }
 
-/// Ends span `h` at `at_ms` (unix ms) after replaying its span log (io, `log_len`
-/// bytes), and queues it for export. Returns 0 if the log was malformed.
+/// Ends span `h` at `at_ms` (unix ms) after replaying its span log (io,
+/// `log_len` bytes), and queues it for export. Answers the span's context as
+/// it was: 16 trace id bytes, 8 span id bytes, the flags byte, then its
+/// tracestate; returns that length (0 when `h` was not live).
 #[no_mangle]
-pub extern "C" fn tl_end(h: u32, log_len: usize, at_ms: f64) -> u32 {
-    let Some(s) = state() else { return 1 };
+pub extern "C" fn tl_end(h: u32, log_len: usize, at_ms: f64) -> usize {
+    let Some(s) = state() else { return 0 };
     let h = SpanHandle(h & !RECORDING);
-    let applied = if log_len == 0 { Ok(None) } else { span_log::apply(&mut s.pipeline.tracer, h, input(log_len)) };
-    if let Ok(Some(r)) = applied {
+    // A malformed log is tracelink's own bug: what parsed is kept, the span still ends.
+    if let Ok(Some(r)) = span_log::apply(&mut s.pipeline.tracer, h, input(log_len)) {
         // A traced response is a clock sample (the server's time vs ours).
         s.pipeline.clock_sample_from_response(h, r.at_unix_nano, r.server_timing, r.date);
     }
-    let ok = applied.is_ok();
+    let mut written = 0;
+    if let Some(ctx) = s.pipeline.tracer.context(h) {
+        let io = io();
+        io[..16].copy_from_slice(&ctx.trace_id.0);
+        io[16..24].copy_from_slice(&ctx.span_id.0);
+        io[24] = ctx.flags.known().0;
+        let ts = ctx.trace_state.as_bytes();
+        let n = ts.len().min(io.len() - 25);
+        io[25..25 + n].copy_from_slice(&ts[..n]);
+        written = 25 + n;
+    }
     let now = mono();
     let json = s.pipeline.end_span(h, ms_to_nanos(at_ms), now, s.console);
     #[cfg(feature = "json")]
@@ -230,7 +242,7 @@ pub extern "C" fn tl_end(h: u32, log_len: usize, at_ms: f64) -> u32 {
     }
     let _ = json;
     drive(s, now);
-    u32::from(ok)
+    written
 }
 
 /// The W3C context of live span `h`: writes its traceparent (55 bytes), then
