@@ -158,8 +158,13 @@ export class Core {
 
   /** Starts a span → handle (| RECORDING), or 0. */
   start(name, kind, parent, traceparent, tracestate, remote, atMs) {
-    const [n, p, s] = this._strings(name, traceparent, tracestate);
-    return this._x.tl_start(kind, parent, n, p, s, remote ? 1 : 0, atMs) >>> 0;
+    if (traceparent) {
+      const [n, p, s] = this._strings(name, traceparent, tracestate);
+      return this._x.tl_start(kind, parent, n, p, s, remote ? 1 : 0, atMs) >>> 0;
+    }
+    // The common case, a local parent or none: only the name crosses.
+    this._room(3 * name.length);
+    return this._x.tl_start(kind, parent, this._put(0, name), 0, 0, 0, atMs) >>> 0;
   }
 
   /**
