@@ -9,7 +9,9 @@
 //   front.set('status', { status: 429, retryAfter: '1', times: 3 })
 //                                            answer that status (the next `times`
 //                                            requests, then pass; default: all)
-//   front.set('flap', { status: 503 })       every other request fails, the others pass
+//   front.set('flap', { status: 503, fail: 2, pass: 2 })
+//                                            `fail` requests in a row fail, then `pass`
+//                                            pass, and so on
 //   front.set('hold')                        keep requests waiting until set() again
 //   await front.refuse() / await front.accept()   (own server only) stop / resume listening
 //
@@ -49,9 +51,11 @@ export function collectorFront({ upstream }) {
       case 'status':
         if (m.times === undefined || m.times-- > 0) return answer(res, entry, m.status, m.retryAfter);
         return pass(req, res, ctx, entry);
-      case 'flap':
-        if (flapped++ % 2 === 0) return answer(res, entry, m.status ?? 503, m.retryAfter);
+      case 'flap': {
+        const fail = m.fail ?? 1;
+        if (flapped++ % (fail + (m.pass ?? 1)) < fail) return answer(res, entry, m.status ?? 503, m.retryAfter);
         return pass(req, res, ctx, entry);
+      }
       case 'hold':
         await new Promise((resolve) => held.push(resolve));
         return pass(req, res, ctx, entry);
