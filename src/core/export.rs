@@ -415,8 +415,6 @@ pub struct ExportPolicy {
     online: bool,
     /// The retry pause is the server's `Retry-After` (kept when back online).
     server_pause: bool,
-    /// Persist requests made by an outcome, not yet returned by `poll_transmit`.
-    unannounced: VecDeque<u64>,
     stats: ExportStats,
 }
 
@@ -464,7 +462,6 @@ impl ExportPolicy {
             shutdown_deadline: None,
             online: true,
             server_pause: false,
-            unannounced: VecDeque::new(),
             stats: ExportStats::default(),
         }
     }
@@ -538,10 +535,13 @@ impl ExportPolicy {
     #[must_use = "the request is in flight until its outcome is reported"]
     pub fn poll_transmit(&mut self, now: u64) -> Option<Transmit> {
         self.expire(now);
-        while let Some(id) = self.unannounced.pop_front() {
-            if let Some(r) = self.in_flight.iter().find(|r| r.id == id) {
-                return Some(Transmit { id, transport: r.transport, spans: r.records.len(), bytes: r.bytes });
-            }
+        // Records whose attempts ran out wait at the head: to the store at once.
+        let mut exhausted = 0;
+        while self.queue.get(exhausted).is_some_and(|q| q.failures >= self.config.max_attempts) {
+            exhausted += 1;
+        }
+        if exhausted > 0 {
+            return Some(self.send(Transport::Persist, exhausted.min(self.fit(self.config.max_batch_bytes))));
         }
         if self.queue.is_empty() {
             return None;
@@ -882,74 +882,34 @@ impl ExportPolicy {
         let mut records = Vec::with_capacity(request.records.len());
         let mut failures = Vec::with_capacity(request.records.len());
         let mut exhausted = Vec::new();
+        let mut exhausted_failures = Vec::new();
         for (record, f) in request.records.into_iter().zip(request.failures) {
             if f + 1 < self.config.max_attempts {
                 records.push(record);
                 failures.push(f + 1);
             } else if self.config.persist {
                 exhausted.push(record);
+                exhausted_failures.push(f + 1);
             } else {
                 self.stats.dropped_retries_exhausted += 1;
             }
         }
-        if !exhausted.is_empty() {
-            self.store_later(exhausted);
-        }
-        if records.is_empty() {
-            return;
-        }
-        self.stats.retried += 1;
-        let delay = match retry_after {
-            Some(d) => d,
-            None => self.backoff(attempt),
-        };
-        let until = now.saturating_add(delay);
-        if self.paused_until.is_none_or(|t| until >= t) {
-            self.server_pause = retry_after.is_some();
-        }
-        self.paused_until = Some(self.paused_until.map_or(until, |t| t.max(until)));
-        self.requeue(records, failures);
-    }
-
-    /// Records whose attempts ran out, handed to the store instead of
-    /// dropped: Persist requests that the next `poll_transmit` returns. As in
-    /// `requeue`, the framing may have grown since they were sent: records
-    /// that no longer fit alone are dropped as too large, the rest split.
-    fn store_later(&mut self, records: Vec<Vec<u8>>) {
-        let (overhead, max) = (self.config.overhead, self.config.max_batch_bytes);
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        for record in records {
-            if overhead.request_bytes(1, record.len()) > max {
-                self.stats.dropped_too_large += 1;
-                continue;
+        if !records.is_empty() {
+            self.stats.retried += 1;
+            let delay = match retry_after {
+                Some(d) => d,
+                None => self.backoff(attempt),
+            };
+            let until = now.saturating_add(delay);
+            if self.paused_until.is_none_or(|t| until >= t) {
+                self.server_pause = retry_after.is_some();
             }
-            if overhead.request_bytes(batch.len() + 1, bytes + record.len()) > max {
-                self.persist_request(core::mem::take(&mut batch), bytes);
-                bytes = 0;
-            }
-            bytes += record.len();
-            batch.push(record);
+            self.paused_until = Some(self.paused_until.map_or(until, |t| t.max(until)));
+            self.requeue(records, failures);
         }
-        if !batch.is_empty() {
-            self.persist_request(batch, bytes);
-        }
-    }
-
-    fn persist_request(&mut self, records: Vec<Vec<u8>>, record_bytes: usize) {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.in_flight_spans += records.len();
-        self.in_flight_bytes += record_bytes;
-        self.in_flight.push(InFlight {
-            id,
-            transport: Transport::Persist,
-            bytes: self.config.overhead.request_bytes(records.len(), record_bytes),
-            record_bytes,
-            failures: vec![0; records.len()],
-            records,
-        });
-        self.unannounced.push_back(id);
+        // In front of everything, marked by their failure count: the next
+        // `poll_transmit` hands them to the store.
+        self.requeue(exhausted, exhausted_failures);
     }
 
     /// Puts records back at the front of the queue, in their order, to be
