@@ -50,7 +50,7 @@
 //!   [`parse_retry_after`]; capped at `retry_after_max_ms`, 5 min), else
 //!   exponential backoff: 1 s, 1.5 s, 2.25 s, ... capped at 5 s, each ±20%
 //!   jitter. A record is sent at most `max_attempts` (5) times, then dropped
-//!   (`retries_exhausted`). A cross-origin page can read `Retry-After` only if
+//!   (`retries_exhausted`), or stored with persistence (see below). A cross-origin page can read `Retry-After` only if
 //!   the collector lists it in `Access-Control-Expose-Headers`; without it the
 //!   backoff applies.
 //! - **400, other 4xx, other 5xx**: dropped (`failed`). The same bytes would get
@@ -66,7 +66,7 @@
 //! - **Page hidden** ([`page_hidden`](ExportPolicy::page_hidden), on
 //!   `visibilitychange` to hidden and on `pagehide`): the page may be gone any
 //!   moment, so everything queued is sent at once (unless a retry pause is
-//!   running: the collector asked to wait) with `fetch(..., {keepalive:
+//!   running: the collector asked to wait; with persistence, it is stored) with `fetch(..., {keepalive:
 //!   true})`, which outlives the page. Browsers fail keepalive requests once
 //!   the in-flight keepalive bodies of the page exceed 64 KiB, so each request
 //!   and the sum in flight stay within `keepalive_budget_bytes` (60 000, leaving
@@ -96,8 +96,11 @@
 //!   count as `persisted`, a refused store as dropped (`persist_failed`). A
 //!   record handed to the store is never sent by this policy again, so
 //!   nothing is both stored and sent; the driver sends stored bodies on a
-//!   later page load or when the network returns. Back online, a backoff
-//!   pause ends at once (a server's `Retry-After` is still honoured).
+//!   later page load or when the network returns. Store requests don't count
+//!   as `requests` nor against `max_concurrent_requests`. Without
+//!   persistence, offline is only a hint: batches are still sent (and
+//!   retried, then dropped). Either way, back online, a backoff pause ends
+//!   at once (a server's `Retry-After` is still honoured).
 //! - **Shutdown** ([`shutdown`]): flushes, then drops new spans (`shutdown`).
 //!   Retries go on, but whatever is still queued `shutdown_timeout_ms` (30 s)
 //!   later, or waits for a retry due after that, is dropped (`shutdown`), and
