@@ -370,7 +370,11 @@ export class Tracing {
     this._persistence = 'opening';
     import('./persist.js')
       .then((m) => m.openOutbox({ indexedDB: idb, endpoint: c.endpoint, contentType: this._exportHeaders['content-type'],
-        maxBytes: c.persistMaxBytes, maxAgeMs: c.persistMaxAgeMs, send: (body) => this._post(body, false).then(([status]) => status) }))
+        maxBytes: c.persistMaxBytes, maxAgeMs: c.persistMaxAgeMs, send: (body) => this._post(body, false).then(([status]) => {
+          // An answer proves the network is there, whatever navigator.onLine said.
+          if (status >= 200 && status < 300) this._safe(() => this._core.online(true));
+          return status;
+        }) }))
       .then((outbox) => {
         if (this._stopped || this._broken) return outbox.close();
         this._outbox = outbox;

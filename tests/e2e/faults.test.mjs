@@ -169,6 +169,25 @@ test('browser offline then online: batches are stored while offline, sent once o
   await context.close();
 });
 
+test('navigator.onLine wrongly false: spans are stored, and the first stored body delivered proves the network', async () => {
+  const context = await browser.newContext();
+  await context.addInitScript(() => Object.defineProperty(Navigator.prototype, 'onLine', { get: () => false }));
+  const page = await openPage(context);
+  front.set('pass');
+  await setup(page, 'faults-online-lies');
+  await spans(page, 10);
+  await waitStats(page, 'the spans stored', (s) => s.persisted === 10);
+  await page.evaluate(() => t.flush(10000)); // sends the store: it works, so the network is there
+  await spans(page, 5);
+  await page.evaluate(() => t.flush(10000));
+  const s = await stats(page);
+  assertAccounted(s);
+  assert.equal(s.persistedSent, 10);
+  assert.equal(s.exported, 5, 'sent directly once an answer came');
+  await delivered('faults-online-lies', 15);
+  await context.close();
+});
+
 test('the tab closed in the middle of an export: what was in flight and what was queued arrive once', async () => {
   const context = await browser.newContext();
   const page = await openPage(context);
