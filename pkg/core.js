@@ -13,7 +13,8 @@ export const RECORDING = 0x80000000;
 /** Counter names, in the order the core writes them (Pipeline::stats_fields). */
 const STAT_NAMES = ['started', 'unsampled', 'ended', 'live', 'queued', 'inFlight', 'exported', 'dropped',
   'droppedQueueFull', 'droppedTooLarge', 'droppedRejected', 'droppedFailed', 'droppedShutdown', 'droppedLiveLimit',
-  'droppedRetriesExhausted', 'retried', 'requests', 'beaconsRefused', 'failedRequests', 'staleHandleUses'];
+  'droppedRetriesExhausted', 'retried', 'requests', 'beaconsRefused', 'failedRequests', 'staleHandleUses',
+  'persisted', 'droppedPersistFailed'];
 
 /**
  * The compiled core: `source` is a WebAssembly.Module (Workers), bytes, a
@@ -69,7 +70,8 @@ export function clock() {
 /** One instance of the core: one tracing setup. */
 export class Core {
   /**
-   * `host`: { send(id, bytes, transport) → bool, timer(ms), console?(json) }.
+   * `host`: { send(id, bytes, transport, spans) → bool, timer(ms), console?(json) }.
+   * Transport 3 asks the host to store the body; it answers with `persisted`.
    * Rejects when the module lacks what `flags` asks for (1 JSON, 2 console, 4 baggage).
    */
   static async create(module, host, config) {
@@ -77,7 +79,7 @@ export class Core {
     const imports = {
       tl: {
         now: mono,
-        send: (id, ptr, len, transport) => (host.send(id, core.bytes(ptr, len), transport) ? 1 : 0),
+        send: (id, ptr, len, transport, spans) => (host.send(id, core.bytes(ptr, len), transport, spans) ? 1 : 0),
         timer: (ms) => host.timer(ms),
         console: (ptr, len) => host.console?.(decoder.decode(core.bytes(ptr, len))),
       },
@@ -211,6 +213,12 @@ export class Core {
   pageHidden() { this._x.tl_page_hidden(); }
   pageVisible() { this._x.tl_page_visible(); }
   shutdown() { this._x.tl_shutdown(); }
+  /** Whether the store kept request `id` (transport 3). */
+  persisted(id, stored) { this._x.tl_persisted(id, stored ? 1 : 0); }
+  /** The network went offline / came back. */
+  online(on) { this._x.tl_online(on ? 1 : 0); }
+  /** Whether the host can store requests now. */
+  persist(on) { this._x.tl_persist(on ? 1 : 0); }
 
   /** Request `id` finished: status (0 network error, 1 timeout), Retry-After, 2xx body bytes. */
   outcome(id, status, retryAfter, body) {

@@ -70,6 +70,12 @@ export interface TracingOptions {
    * found on its own; `false` forces the task-scoped rules.
    */
   asyncContext?: AsyncContextCarrier | false;
+  /** Store spans that cannot be sent (offline, collector down at page hide, retries exhausted) in IndexedDB and send them on the next load or when back online, exactly once across tabs. Default true where IndexedDB exists. */
+  persist?: boolean;
+  /** Bytes of stored spans kept at most (oldest dropped first, counted). Default 1 MiB. */
+  persistMaxBytes?: number;
+  /** Age of stored spans kept at most, ms (older are dropped, counted). Default 24 h. */
+  persistMaxAgeMs?: number;
   /** URLs never traced (prefixes or RegExps on the full URL), by fetch and every instrumentation. The exporter's own endpoint never is. */
   ignoreUrls?: Array<string | RegExp>;
   // Opt-in instrumentations: each module is downloaded only when its option is set.

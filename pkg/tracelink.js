@@ -11,7 +11,7 @@ const global = globalThis;
 const KIND = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 };
 const STATUS = { unset: 0, ok: 1, error: 2 };
 const DEFAULT_REDACTED_QUERY = ['AWSAccessKeyId', 'Signature', 'sig', 'X-Goog-Signature'];
-const SEND_KEEPALIVE = 1, SEND_BEACON = 2;
+const SEND_KEEPALIVE = 1, SEND_BEACON = 2, SEND_PERSIST = 3;
 const HTTP_METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
 // Span log op codes (src/core/span_log.rs).
 const ATTRIBUTE = 1, EVENT = 2, SET_STATUS = 3, RENAME = 4, HTTP_RESPONSE = 5, HTTP_FAILURE = 6, EXCEPTION = 7;
@@ -153,6 +153,12 @@ function normalize(options) {
     if (v !== true && (typeof v !== 'object' || Array.isArray(v))) fail(`${name} must be a boolean or an options object`);
     instrumentations.push([name, v === true ? {} : { ...v }]);
   }
+  const persist = options.persist ?? true;
+  if (typeof persist !== 'boolean') fail('persist must be a boolean');
+  const persistMaxBytes = options.persistMaxBytes ?? 1 << 20;
+  if (typeof persistMaxBytes !== 'number' || !(persistMaxBytes > 0)) fail('persistMaxBytes must be a positive number');
+  const persistMaxAgeMs = options.persistMaxAgeMs ?? 24 * 3600 * 1000;
+  if (typeof persistMaxAgeMs !== 'number' || !(persistMaxAgeMs > 0)) fail('persistMaxAgeMs must be a positive number');
   const fetchImpl = options.fetch ?? global.fetch;
   if (typeof fetchImpl !== 'function') fail('no fetch function in this runtime (pass options.fetch)');
   const resourceAttributes = { ...resourceEnv, ...(options.resourceAttributes ?? {}) };
@@ -165,6 +171,7 @@ function normalize(options) {
     instrumentFetch, propagateBaggage, fetchImpl, resourceAttributes, ignoreUrls, instrumentations,
     scheduleDelayMs: options.scheduleDelayMillis, maxQueueSize: options.maxQueueSize,
     maxExportBatchSize: options.maxExportBatchSize, exportTimeoutMs: options.exportTimeoutMillis,
+    persist, persistMaxBytes, persistMaxAgeMs,
   };
 }
 
@@ -182,7 +189,7 @@ export async function setupTracing(options = {}) {
   const tracing = new Tracing(config, store);
   try {
     tracing._core = await Core.create(module, {
-      send: (id, body, transport) => tracing._send(id, body, transport),
+      send: (id, body, transport, spans) => tracing._send(id, body, transport, spans),
       timer: (ms) => tracing._schedule(ms),
       console: (json) => console.debug('[tracelink] span', json),
     }, {
@@ -333,6 +340,9 @@ export class Tracing {
     this._uninstall = []; // undo functions of the installed instrumentations
     this._recordedErrors = new WeakSet(); // errors recorded by traceOperation: never recorded twice
     this._exportHeaders = { ...config.headers, 'content-type': config.json ? 'application/json' : 'application/x-protobuf' };
+    this._outbox = null; // the offline store (persist.js), once open
+    this._persistence = 'off'; // stats().persistence
+    this._stopped = false;
   }
 
   /** Starts what needs the core: resource, lifecycle listeners, patches. */
@@ -343,6 +353,45 @@ export class Tracing {
     this._listen();
     if (!this._store.exact) this._unpatchBodies = followBodies(this);
     if (this._config.instrumentFetch) this.instrumentFetch();
+    this._openOutbox();
+  }
+
+  /**
+   * Offline persistence (persist.js), where IndexedDB exists and `persist`
+   * is not false. Opens in the background: setup does not wait for it. Once
+   * open, the core may hand over what it cannot send, and what earlier pages
+   * stored is sent now.
+   */
+  _openOutbox() {
+    const c = this._config;
+    let idb = null;
+    try { idb = global.indexedDB ?? null; } catch { /* access refused (sandboxed frame) */ }
+    if (!c.persist || !idb) {
+      this._persistence = c.persist ? 'unavailable' : 'off';
+      return;
+    }
+    this._persistence = 'opening';
+    import('./persist.js')
+      .then((m) => m.openOutbox({ indexedDB: idb, endpoint: c.endpoint, contentType: this._exportHeaders['content-type'],
+        maxBytes: c.persistMaxBytes, maxAgeMs: c.persistMaxAgeMs, send: (body) => this._post(body, false).then(([status]) => {
+          // An answer proves the network is there, whatever navigator.onLine said.
+          if (status >= 200 && status < 300) this._safe(() => this._core.online(true));
+          return status;
+        }) }))
+      .then((outbox) => {
+        if (this._stopped || this._broken) return outbox.close();
+        this._outbox = outbox;
+        this._persistence = 'indexeddb';
+        this._safe(() => this._core.persist(true));
+        this._drain();
+      }, () => {
+        this._persistence = 'unavailable'; // IndexedDB refused (private mode, blocked storage)
+      });
+  }
+
+  /** Sends what earlier pages (or this one) stored; resolves when done, never rejects. */
+  _drain() {
+    return this._outbox && !this._broken ? this._outbox.drain() : Promise.resolve();
   }
 
   // ---- internal plumbing -------------------------------------------------
@@ -483,8 +532,19 @@ export class Tracing {
     this._timer?.unref?.();
   }
 
-  /** Sends one OTLP request the core asked for, and reports its outcome. */
-  _send(id, body, transport) {
+  /** Sends one OTLP request the core asked for (or stores it: transport 3), and reports its outcome. */
+  _send(id, body, transport, spans) {
+    if (transport === SEND_PERSIST) {
+      const outbox = this._outbox;
+      if (!outbox) return false;
+      const p = outbox.store(body, spans).then((stored) => {
+        this._inflight.delete(p);
+        this._safe(() => this._core.persisted(id, stored));
+        this._settleFlush();
+      });
+      this._inflight.add(p);
+      return true;
+    }
     if (transport === SEND_BEACON) {
       // sendBeacon cannot carry headers: JSON/protobuf types go as a Blob type.
       const nav = global.navigator;
@@ -495,14 +555,30 @@ export class Tracing {
         return false;
       }
     }
+    const p = this._post(body, transport === SEND_KEEPALIVE).then(([status, retryAfter, bytes]) => {
+      this._inflight.delete(p);
+      this._safe(() => this._core.outcome(id, status, retryAfter, bytes));
+      // The collector takes exports again: send what was stored meanwhile.
+      if (status >= 200 && status < 300 && this._outbox?.pending()) this._drain();
+      this._settleFlush();
+    });
+    this._inflight.add(p);
+    return true;
+  }
+
+  /**
+   * POSTs an OTLP body to the collector. Resolves (never rejects) with
+   * [status, Retry-After, 2xx body bytes]; status 0 without an answer, 1 on timeout.
+   */
+  _post(body, keepalive) {
     const controller = typeof AbortController === 'function' ? new AbortController() : null;
     const timeout = setTimeout(() => controller?.abort(), this._config.exportTimeoutMs ?? 30000);
     timeout?.unref?.();
     const init = { method: 'POST', headers: this._exportHeaders, body, signal: controller?.signal };
     // keepalive only matters where a page can unload under the request; edge
     // runtimes have no use for it (and some reject unknown fetch fields).
-    if (transport === SEND_KEEPALIVE && global.document) init.keepalive = true;
-    const p = Promise.resolve()
+    if (keepalive && global.document) init.keepalive = true;
+    return Promise.resolve()
       .then(() => this._realFetch.call(global, this._config.endpoint, init))
       .then(async (res) => {
         let bytes = null;
@@ -514,14 +590,7 @@ export class Tracing {
         return [res.status, res.headers.get('retry-after'), bytes];
       })
       .catch((e) => [e?.name === 'AbortError' ? 1 : 0, null, null])
-      .then(([status, retryAfter, bytes]) => {
-        clearTimeout(timeout);
-        this._inflight.delete(p);
-        this._safe(() => this._core.outcome(id, status, retryAfter, bytes));
-        this._settleFlush();
-      });
-    this._inflight.add(p);
-    return true;
+      .finally(() => clearTimeout(timeout));
   }
 
   _settleFlush() {
@@ -544,6 +613,13 @@ export class Tracing {
     };
     if (global.document?.addEventListener) add(global.document, 'visibilitychange', visibility);
     add(target, 'pagehide', hidden);
+    // The network: offline, batches go to the store (when there is one)
+    // instead of failing; back online, the queue and the store are sent.
+    add(target, 'offline', () => this._safe(() => this._core.online(false)));
+    add(target, 'online', () => { this._safe(() => this._core.online(true)); this._drain(); });
+    let offline = false;
+    try { offline = global.navigator?.onLine === false; } catch { /* no navigator */ }
+    if (offline) this._safe(() => this._core.online(false));
   }
 
   // ---- traced fetch -------------------------------------------------------
@@ -887,8 +963,9 @@ export class Tracing {
 
   /**
    * Exports everything ended so far. Resolves (never rejects) once the queue
-   * is empty and nothing is in flight, or after `timeoutMs` (default 30 s).
-   * In Workers: `ctx.waitUntil(tracing.flush())`.
+   * is empty and nothing is in flight (what could not be sent is stored, with
+   * persistence, and one attempt is made to send the store too), or after
+   * `timeoutMs` (default 30 s). In Workers: `ctx.waitUntil(tracing.flush())`.
    */
   flush(timeoutMs = 30000) {
     const caller = this._current();
@@ -897,7 +974,11 @@ export class Tracing {
       // This timer is deliberately not unref'd: while a flush is awaited,
       // Node/Deno/Bun must not exit under it (the export timers are unref'd).
       let timer;
-      const done = () => { clearTimeout(timer); resolve(); };
+      const done = () => {
+        const drained = this._outbox?.pending() ? this._drain() : null;
+        if (!drained) { clearTimeout(timer); resolve(); return; }
+        drained.then(() => { clearTimeout(timer); resolve(); });
+      };
       this._flushWaiters.push(done);
       timer = setTimeout(() => {
         const i = this._flushWaiters.indexOf(done);
@@ -919,6 +1000,9 @@ export class Tracing {
     await this.flush(timeoutMs);
     this._safe(() => this._core.shutdown());
     if (this._timer !== null) clearTimeout(this._timer);
+    this._stopped = true;
+    this._safe(() => this._core.persist(false));
+    this._outbox?.close();
   }
 
   /**
@@ -926,9 +1010,18 @@ export class Tracing {
    * retried and failed, internal errors, spans started without a parent
    * because the context could not be known (`parentUnknown`), and the
    * context mechanism in use (`contextMode`). Nothing is dropped without a count.
+   * Offline persistence: `persistence` ('indexeddb', 'opening', 'off',
+   * 'unavailable'), spans handed to the store (`persisted`) or refused by it
+   * (`droppedPersistFailed`), and for the store: spans sent from it
+   * (`persistedSent`), dropped from it by reason (`persistedDroppedAge`,
+   * `…Bytes`, `…Corrupt` (records), `…Refused`, total `persistedDropped`),
+   * and still in it (`persistedStored`, as last seen).
    */
   stats() {
     const s = this._safe(() => this._core.stats()) ?? {};
+    Object.assign(s, this._outbox?.stats() ?? { persistedSent: 0, persistedDropped: 0, persistedDroppedAge: 0,
+      persistedDroppedBytes: 0, persistedDroppedCorrupt: 0, persistedDroppedRefused: 0, persistedStored: 0 });
+    s.persistence = this._persistence;
     s.internalErrors = this._internalErrors;
     s.broken = this._broken;
     s.parentUnknown = this._parentUnknown;

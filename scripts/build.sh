@@ -47,7 +47,7 @@ if [ "$OUT" = pkg ]; then
   cp README.md LICENSE pkg/ 2>/dev/null || true
 else
   mkdir -p "$OUT/instrument"
-  cp pkg/tracelink.js pkg/context.js pkg/core.js pkg/tracelink.d.ts pkg/package.json "$OUT/"
+  cp pkg/tracelink.js pkg/context.js pkg/core.js pkg/persist.js pkg/tracelink.d.ts pkg/package.json "$OUT/"
   cp pkg/instrument/*.js "$OUT/instrument/" 2>/dev/null || true
 fi
 

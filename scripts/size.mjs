@@ -76,6 +76,11 @@ export async function measureAll(dir) {
   if (existsSync(join(dir, 'tracelink-full.wasm'))) {
     rows.push({ what: 'opt-in: http/json, consoleExport or propagateBaggage (tracelink-full.wasm instead)', ...sub(sizes(readFileSync(join(dir, 'tracelink-full.wasm'))), wasm), optIn: true });
   }
+  if (existsSync(join(dir, 'persist.js'))) {
+    // Offline persistence: on by default, but loaded after setup, and only where IndexedDB exists.
+    const chunk = await bundle(dir, `import * as m from '${join(dir, 'persist.js').replaceAll('\\', '/')}'; globalThis.m = m;`);
+    rows.push({ what: 'after setup, where IndexedDB exists (persist: false skips it): persist.js, minified', ...chunk, optIn: true });
+  }
   const instrument = join(dir, 'instrument');
   if (existsSync(instrument)) {
     for (const f of readdirSync(instrument).filter((f) => f.endsWith('.js')).sort()) {

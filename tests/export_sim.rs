@@ -2,7 +2,9 @@
 //! page that hides, shows and shuts down, with simulated time.
 //!
 //! Checked after every step: every pushed span is exactly one of queued, in
-//! flight, exported or dropped; request sizes are exact and within their
+//! flight, exported, dropped or persisted (handed to the store: in half the
+//! scenarios the driver can store, and the network goes offline and back);
+//! nothing is sent while offline with a store; request sizes are exact and within their
 //! transport's limit; in-flight keepalive bytes stay within the budget; no
 //! span is in two requests at once or sent again after it was resolved; the
 //! policy never asks to be woken in the past. Then the collector heals and
@@ -39,6 +41,10 @@ struct Sim {
     /// Spans in requests that succeeded (exported + rejected).
     succeeded_spans: u64,
     keepalive_bytes: usize,
+    online: bool,
+    persist: bool,
+    /// Spans whose store request succeeded.
+    stored_spans: u64,
 }
 
 impl Sim {
@@ -59,6 +65,7 @@ impl Sim {
                 fixed: pick(0, 20) as usize,
                 per_record: pick(0, 4) as usize,
             },
+            persist: pick(0, 1) == 1,
             ..ExportConfig::default()
         };
         let config = ExportConfig {
@@ -66,6 +73,7 @@ impl Sim {
             ..config
         };
         let policy = ExportPolicy::new(config.clone());
+        let persist = config.persist;
         Sim {
             policy,
             config,
@@ -79,6 +87,9 @@ impl Sim {
             resolved: HashSet::new(),
             succeeded_spans: 0,
             keepalive_bytes: 0,
+            online: true,
+            persist,
+            stored_spans: 0,
         }
     }
 
@@ -130,11 +141,18 @@ impl Sim {
                 );
             }
             let budget = self.config.keepalive_budget_bytes;
+            if self.persist && !self.online {
+                assert_eq!(t.transport, Transport::Persist, "nothing sent while offline with a store");
+            }
+            let sending = self.in_flight.iter().filter(|(t, _)| t.transport != Transport::Persist).count();
             match t.transport {
+                Transport::Persist => {
+                    assert!(t.bytes <= self.config.max_batch_bytes);
+                }
                 Transport::Fetch => {
                     assert!(t.bytes <= self.config.max_batch_bytes);
                     if !self.hidden {
-                        assert!(self.in_flight.len() < self.config.max_concurrent_requests);
+                        assert!(sending < self.config.max_concurrent_requests);
                     } else {
                         assert!(
                             (t.spans == 1 && t.bytes > budget) || self.beacons_refused_seen,
@@ -144,7 +162,7 @@ impl Sim {
                 }
                 Transport::FetchKeepalive => {
                     if !self.hidden {
-                        assert!(self.in_flight.len() < self.config.max_concurrent_requests);
+                        assert!(sending < self.config.max_concurrent_requests);
                     }
                     self.keepalive_bytes += t.bytes;
                     assert!(self.keepalive_bytes <= budget, "keepalive budget exceeded");
@@ -183,6 +201,13 @@ impl Sim {
             self.keepalive_bytes -= t.bytes;
         }
         let sealed = match &outcome {
+            // A store request, kept or refused, is never sent again.
+            _ if t.transport == Transport::Persist => {
+                if outcome == Outcome::Stored(true) {
+                    self.stored_spans += ids.len() as u64;
+                }
+                true
+            }
             Outcome::Success { .. } | Outcome::BeaconAccepted(true) => {
                 self.succeeded_spans += ids.len() as u64;
                 true
@@ -201,7 +226,10 @@ impl Sim {
         self.policy.on_outcome(t.id, outcome, self.now);
     }
 
-    fn random_outcome(&mut self) -> Outcome {
+    fn random_outcome(&mut self, transport: Transport) -> Outcome {
+        if transport == Transport::Persist {
+            return Outcome::Stored(self.below(4) != 0);
+        }
         match self.below(8) {
             0 | 1 => Outcome::Success { rejected_spans: 0 },
             2 => Outcome::Success {
@@ -234,9 +262,10 @@ impl Sim {
         assert_eq!(s.pushed, u64::from(self.next_span));
         assert_eq!(
             s.pushed,
-            s.queued + s.in_flight + s.exported + s.dropped_total(),
+            s.queued + s.in_flight + s.exported + s.dropped_total() + s.persisted,
             "{s:?}"
         );
+        assert_eq!(s.persisted, self.stored_spans);
         assert_eq!(s.in_flight_requests as usize, self.in_flight.len());
         assert_eq!(s.in_flight as usize, self.sending.len());
         assert_eq!(s.in_flight_keepalive_bytes as usize, self.keepalive_bytes);
@@ -250,7 +279,7 @@ impl Sim {
             0..=39 => self.push(),
             40..=64 if !self.in_flight.is_empty() => {
                 let i = self.below(self.in_flight.len() as u64) as usize;
-                let outcome = self.random_outcome();
+                let outcome = self.random_outcome(self.in_flight[i].0.transport);
                 self.complete(i, outcome);
             }
             65..=79 => {
@@ -267,6 +296,10 @@ impl Sim {
                 }
                 self.hidden = true;
                 self.policy.page_hidden(self.now);
+            }
+            92 | 93 if self.persist || self.below(4) == 0 => {
+                self.online = !self.online;
+                self.policy.set_online(self.online, self.now);
             }
             91..=97 => {
                 self.hidden = false;
@@ -291,11 +324,18 @@ impl Sim {
     fn heal(&mut self) {
         self.hidden = false;
         self.policy.page_visible(self.now);
+        self.online = true;
+        self.policy.set_online(true, self.now);
         for _ in 0..10_000 {
             self.poll(true);
             self.check();
-            if let Some(i) = (!self.in_flight.is_empty()).then_some(0) {
-                self.complete(i, Outcome::Success { rejected_spans: 0 });
+            if let Some((t, _)) = self.in_flight.first() {
+                let outcome = if t.transport == Transport::Persist {
+                    Outcome::Stored(true)
+                } else {
+                    Outcome::Success { rejected_spans: 0 }
+                };
+                self.complete(0, outcome);
                 continue;
             }
             match self.policy.poll_timeout() {
@@ -308,7 +348,7 @@ impl Sim {
         }
         let s = self.policy.stats();
         assert!(self.policy.is_idle(), "not idle after healing: {s:?}");
-        assert_eq!(s.pushed, s.exported + s.dropped_total(), "{s:?}");
+        assert_eq!(s.pushed, s.exported + s.dropped_total() + s.persisted, "{s:?}");
     }
 }
 
@@ -321,7 +361,7 @@ fn seed_bytes(seed: u64) -> [u8; 32] {
 
 #[test]
 fn random_scenarios_conserve_spans_and_respect_limits() {
-    let mut totals = [0u64; 4];
+    let mut totals = [0u64; 6];
     for seed in 0..SCENARIOS {
         let mut sim = Sim::new(seed);
         for _ in 0..STEPS {
@@ -333,11 +373,13 @@ fn random_scenarios_conserve_spans_and_respect_limits() {
         totals[1] += s.retried;
         totals[2] += s.beacons_refused;
         totals[3] += s.dropped_total();
+        totals[4] += s.persisted;
+        totals[5] += s.dropped_persist_failed;
     }
     // The scenarios really exercise the paths they claim to.
     assert!(
         totals.iter().all(|&t| t > 100),
-        "exported, retried, beacons refused, dropped: {totals:?}"
+        "exported, retried, beacons refused, dropped, persisted, store refused: {totals:?}"
     );
 }
 

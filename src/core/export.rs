@@ -32,9 +32,10 @@
 //!    [`records`](ExportPolicy::records) to frame the body. The driver aborts
 //!    a request after `export_timeout_ms` (30 s) and reports a timeout.
 //! 4. **Resolved.** Each record ends as exactly one of: exported, or dropped
-//!    for a reason that [`stats`](ExportPolicy::stats) counts. Nothing is lost
-//!    silently: `pushed == queued + in_flight + exported + dropped_total()`
-//!    holds after every call.
+//!    for a reason that [`stats`](ExportPolicy::stats) counts, or handed to
+//!    the driver's store (`persisted`, see *Offline persistence*). Nothing is
+//!    lost silently: `pushed == queued + in_flight + exported +
+//!    dropped_total() + persisted` holds after every call.
 //!
 //! # Failure modes
 //!
@@ -49,7 +50,7 @@
 //!   [`parse_retry_after`]; capped at `retry_after_max_ms`, 5 min), else
 //!   exponential backoff: 1 s, 1.5 s, 2.25 s, ... capped at 5 s, each ±20%
 //!   jitter. A record is sent at most `max_attempts` (5) times, then dropped
-//!   (`retries_exhausted`). A cross-origin page can read `Retry-After` only if
+//!   (`retries_exhausted`), or stored with persistence (see below). A cross-origin page can read `Retry-After` only if
 //!   the collector lists it in `Access-Control-Expose-Headers`; without it the
 //!   backoff applies.
 //! - **400, other 4xx, other 5xx**: dropped (`failed`). The same bytes would get
@@ -65,7 +66,7 @@
 //! - **Page hidden** ([`page_hidden`](ExportPolicy::page_hidden), on
 //!   `visibilitychange` to hidden and on `pagehide`): the page may be gone any
 //!   moment, so everything queued is sent at once (unless a retry pause is
-//!   running: the collector asked to wait) with `fetch(..., {keepalive:
+//!   running: the collector asked to wait; with persistence, it is stored) with `fetch(..., {keepalive:
 //!   true})`, which outlives the page. Browsers fail keepalive requests once
 //!   the in-flight keepalive bodies of the page exceed 64 KiB, so each request
 //!   and the sum in flight stay within `keepalive_budget_bytes` (60 000, leaving
@@ -83,6 +84,23 @@
 //!   already in flight when the page unloads may be cancelled by the browser;
 //!   the driver never reports them and they stay counted as in flight.
 //!   [`page_visible`](ExportPolicy::page_visible) returns to normal batching.
+//! - **Offline persistence** (only when the driver can store requests:
+//!   [`ExportConfig::persist`] / [`set_persist`](ExportPolicy::set_persist);
+//!   IndexedDB in pages and workers). Spans that cannot be sent are handed
+//!   to the driver as a [`Transport::Persist`] request instead of being lost:
+//!   records whose attempts ran out (instead of `retries_exhausted`); while
+//!   the host says it is offline ([`set_online`](ExportPolicy::set_online)),
+//!   every batch that falls due; and, when the page hides while sending is
+//!   impossible (offline, or a retry pause is running), everything queued.
+//!   The driver stores the body and reports [`Outcome::Stored`]: stored spans
+//!   count as `persisted`, a refused store as dropped (`persist_failed`). A
+//!   record handed to the store is never sent by this policy again, so
+//!   nothing is both stored and sent; the driver sends stored bodies on a
+//!   later page load or when the network returns. Store requests don't count
+//!   as `requests` nor against `max_concurrent_requests`. Without
+//!   persistence, offline is only a hint: batches are still sent (and
+//!   retried, then dropped). Either way, back online, a backoff pause ends
+//!   at once (a server's `Retry-After` is still honoured).
 //! - **Shutdown** ([`shutdown`]): flushes, then drops new spans (`shutdown`).
 //!   Retries go on, but whatever is still queued `shutdown_timeout_ms` (30 s)
 //!   later, or waits for a retry due after that, is dropped (`shutdown`), and
@@ -170,6 +188,10 @@ pub struct ExportConfig {
     pub shutdown_timeout_ms: u64,
     /// The request framing around the records, so sizes are exact.
     pub overhead: RequestOverhead,
+    /// The driver can store requests for later ([`Transport::Persist`]):
+    /// spans that cannot be sent are stored instead of dropped (see the
+    /// module docs). Also set at run time by [`ExportPolicy::set_persist`].
+    pub persist: bool,
 }
 
 impl Default for ExportConfig {
@@ -192,6 +214,7 @@ impl Default for ExportConfig {
             max_concurrent_requests: 2,
             shutdown_timeout_ms: 30_000,
             overhead: RequestOverhead::default(),
+            persist: false,
         }
     }
 }
@@ -228,6 +251,9 @@ pub enum Transport {
     FetchKeepalive,
     /// `navigator.sendBeacon`: report only whether the browser accepted it.
     Beacon,
+    /// Not sent: store the body for a later page load or for when the
+    /// network returns (IndexedDB), then report [`Outcome::Stored`].
+    Persist,
 }
 
 /// A request to send now: frame [`ExportPolicy::records`]`(id)` into one body
@@ -268,6 +294,8 @@ pub enum Outcome {
     Timeout,
     /// What `navigator.sendBeacon` returned for a [`Transport::Beacon`] request.
     BeaconAccepted(bool),
+    /// Whether the store kept a [`Transport::Persist`] request's body.
+    Stored(bool),
 }
 
 /// What an HTTP status means for the spans in the request.
@@ -291,7 +319,8 @@ pub fn classify(status: u16) -> StatusClass {
 }
 
 /// Counters and gauges for every span the policy has seen; nothing is lost
-/// silently: `pushed == queued + in_flight + exported + dropped_total()`.
+/// silently: `pushed == queued + in_flight + exported + dropped_total() +
+/// persisted`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExportStats {
     /// Spans ever pushed.
@@ -328,6 +357,10 @@ pub struct ExportStats {
     pub retried: u64,
     /// Beacons the browser refused (their spans were queued again).
     pub beacons_refused: u64,
+    /// Spans handed to the driver's store and kept there ([`Transport::Persist`]).
+    pub persisted: u64,
+    /// Spans the store refused (no room, storage unavailable).
+    pub dropped_persist_failed: u64,
 }
 
 impl ExportStats {
@@ -339,6 +372,7 @@ impl ExportStats {
             + self.dropped_failed
             + self.dropped_retries_exhausted
             + self.dropped_shutdown
+            + self.dropped_persist_failed
     }
 }
 
@@ -380,6 +414,10 @@ pub struct ExportPolicy {
     beacons_refused: bool,
     /// Set by shutdown: the time after which queued spans are dropped.
     shutdown_deadline: Option<u64>,
+    /// The host's network state (`navigator.onLine`); true unless told.
+    online: bool,
+    /// The retry pause is the server's `Retry-After` (kept when back online).
+    server_pause: bool,
     stats: ExportStats,
 }
 
@@ -425,6 +463,8 @@ impl ExportPolicy {
             hidden: false,
             beacons_refused: false,
             shutdown_deadline: None,
+            online: true,
+            server_pause: false,
             stats: ExportStats::default(),
         }
     }
@@ -498,7 +538,30 @@ impl ExportPolicy {
     #[must_use = "the request is in flight until its outcome is reported"]
     pub fn poll_transmit(&mut self, now: u64) -> Option<Transmit> {
         self.expire(now);
-        if self.queue.is_empty() || self.paused_until.is_some() {
+        // Records whose attempts ran out wait at the head: to the store at once.
+        let mut exhausted = 0;
+        while self.queue.get(exhausted).is_some_and(|q| q.failures >= self.config.max_attempts) {
+            exhausted += 1;
+        }
+        if exhausted > 0 {
+            return Some(self.send(Transport::Persist, exhausted.min(self.fit(self.config.max_batch_bytes))));
+        }
+        if self.queue.is_empty() {
+            return None;
+        }
+        if self.storing() {
+            // Hidden: everything, now. Offline: each batch as it falls due.
+            if !(self.hidden || self.draining || self.batch_due()) {
+                return None;
+            }
+            let limit = self.config.keepalive_budget_bytes.min(self.config.max_batch_bytes);
+            let count = match self.fit(limit) {
+                0 => self.fit(self.config.max_batch_bytes),
+                n => n,
+            };
+            return (count > 0).then(|| self.send(Transport::Persist, count));
+        }
+        if self.paused_until.is_some() {
             return None;
         }
         let (transport, count) = if self.hidden {
@@ -517,9 +580,9 @@ impl ExportPolicy {
             return None;
         }
         let wake = match self.paused_until {
-            Some(t) => Some(t),
-            None if self.draining || self.hidden => None,
-            None => self.schedule_at,
+            Some(t) if !self.storing() => Some(t),
+            _ if self.draining || self.hidden => None,
+            _ => self.schedule_at,
         };
         match (wake, self.shutdown_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -556,6 +619,26 @@ impl ExportPolicy {
         self.hidden = false;
         self.beacons_refused = false;
         self.flush(now);
+    }
+
+    /// The host's network state changed (`online` / `offline` events,
+    /// `navigator.onLine`). Offline with persistence, batches are stored
+    /// instead of sent; back online, a backoff pause ends at once (a
+    /// server's `Retry-After` is still honoured) and the queue is sent.
+    pub fn set_online(&mut self, online: bool, now: u64) {
+        let was = self.online;
+        self.online = online;
+        if online && !was {
+            if !self.server_pause {
+                self.paused_until = None;
+            }
+            self.flush(now);
+        }
+    }
+
+    /// Whether the driver can store requests now ([`Transport::Persist`]).
+    pub fn set_persist(&mut self, available: bool) {
+        self.config.persist = available;
     }
 
     /// Flushes, then drops every later push; anything still unsent
@@ -596,6 +679,17 @@ impl ExportPolicy {
         if request.transport == Transport::FetchKeepalive {
             self.keepalive_bytes -= request.bytes;
         }
+        if request.transport == Transport::Persist {
+            // Stored or not, never sent from here: nothing is both.
+            let spans = request.records.len() as u64;
+            if outcome == Outcome::Stored(true) {
+                self.stats.persisted += spans;
+            } else {
+                self.stats.dropped_persist_failed += spans;
+            }
+            self.expire(now);
+            return;
+        }
         match outcome {
             Outcome::Success { rejected_spans } => self.succeeded(&request, rejected_spans),
             Outcome::BeaconAccepted(true) => self.succeeded(&request, 0),
@@ -613,7 +707,9 @@ impl ExportPolicy {
                     self.stats.dropped_failed += request.records.len() as u64;
                 }
             },
-            Outcome::NetworkError | Outcome::Timeout => self.failed_retryable(now, request, None),
+            Outcome::NetworkError | Outcome::Timeout | Outcome::Stored(_) => {
+                self.failed_retryable(now, request, None)
+            }
             Outcome::BeaconAccepted(false) => {
                 // Never sent: no attempt used up. Wait for keepalive budget.
                 self.stats.beacons_refused += 1;
@@ -640,6 +736,7 @@ impl ExportPolicy {
     fn expire(&mut self, now: u64) {
         if self.paused_until.is_some_and(|t| t <= now) {
             self.paused_until = None;
+            self.server_pause = false;
         }
         if self.schedule_at.is_some_and(|t| t <= now) {
             self.schedule_at = None;
@@ -658,19 +755,30 @@ impl ExportPolicy {
         }
     }
 
+    /// Spans go to the driver's store rather than the network: persistence
+    /// is available and sending is impossible (offline, or the page hides
+    /// during a retry pause).
+    fn storing(&self) -> bool {
+        self.config.persist && (!self.online || (self.hidden && self.paused_until.is_some()))
+    }
+
+    /// A full batch is queued: full by count or bytes, or a keepalive budget's
+    /// worth. Never let more than one keepalive request's worth wait, so a
+    /// page that unloads can still send it all.
+    fn batch_due(&self) -> bool {
+        let queued = self.config.overhead.request_bytes(self.queue.len(), self.queue_bytes);
+        self.queue.len() >= self.config.max_batch_spans
+            || queued > self.config.max_batch_bytes
+            || queued >= self.config.keepalive_budget_bytes
+    }
+
     /// Normal mode: a full batch, or anything when draining, by plain fetch.
     fn plan_normal(&self) -> Option<(Transport, usize)> {
-        if self.in_flight.len() >= self.config.max_concurrent_requests {
+        let sending = self.in_flight.iter().filter(|r| r.transport != Transport::Persist).count();
+        if sending >= self.config.max_concurrent_requests {
             return None;
         }
-        let queued = self.config.overhead.request_bytes(self.queue.len(), self.queue_bytes);
-        // A batch is due when it is full by count or bytes, or when the queue
-        // holds a keepalive budget's worth: never let more than one keepalive
-        // request's worth wait, so a page that unloads can still send it all.
-        let full = self.queue.len() >= self.config.max_batch_spans
-            || queued > self.config.max_batch_bytes
-            || queued >= self.config.keepalive_budget_bytes;
-        if !(full || self.draining) {
+        if !(self.batch_due() || self.draining) {
             return None;
         }
         // Batches that fit the free keepalive budget go keepalive: a request
@@ -739,7 +847,9 @@ impl ExportPolicy {
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.stats.requests += 1;
+        if transport != Transport::Persist {
+            self.stats.requests += 1;
+        }
         self.in_flight.push(InFlight {
             id,
             transport,
@@ -774,25 +884,35 @@ impl ExportPolicy {
         let attempt = request.failures.iter().copied().max().unwrap_or(0) + 1;
         let mut records = Vec::with_capacity(request.records.len());
         let mut failures = Vec::with_capacity(request.records.len());
+        let mut exhausted = Vec::new();
+        let mut exhausted_failures = Vec::new();
         for (record, f) in request.records.into_iter().zip(request.failures) {
-            if f + 1 >= self.config.max_attempts {
-                self.stats.dropped_retries_exhausted += 1;
-            } else {
+            if f + 1 < self.config.max_attempts {
                 records.push(record);
                 failures.push(f + 1);
+            } else if self.config.persist {
+                exhausted.push(record);
+                exhausted_failures.push(f + 1);
+            } else {
+                self.stats.dropped_retries_exhausted += 1;
             }
         }
-        if records.is_empty() {
-            return;
+        if !records.is_empty() {
+            self.stats.retried += 1;
+            let delay = match retry_after {
+                Some(d) => d,
+                None => self.backoff(attempt),
+            };
+            let until = now.saturating_add(delay);
+            if self.paused_until.is_none_or(|t| until >= t) {
+                self.server_pause = retry_after.is_some();
+            }
+            self.paused_until = Some(self.paused_until.map_or(until, |t| t.max(until)));
+            self.requeue(records, failures);
         }
-        self.stats.retried += 1;
-        let delay = match retry_after {
-            Some(d) => d,
-            None => self.backoff(attempt),
-        };
-        let until = now.saturating_add(delay);
-        self.paused_until = Some(self.paused_until.map_or(until, |t| t.max(until)));
-        self.requeue(records, failures);
+        // In front of everything, marked by their failure count: the next
+        // `poll_transmit` hands them to the store.
+        self.requeue(exhausted, exhausted_failures);
     }
 
     /// Puts records back at the front of the queue, in their order, to be

@@ -53,6 +53,8 @@ pub struct Request {
     /// The complete OTLP request body.
     pub body: Vec<u8>,
     pub transport: Transport,
+    /// Spans in it (a store keeps the count with the body).
+    pub spans: usize,
 }
 
 /// What became of a fetch-transported request.
@@ -68,7 +70,7 @@ pub enum Response<'a> {
 
 /// The counters' names, in the order of [`Pipeline::stats_values`] (the JS
 /// ABI hands over the values alone; pkg/core.js keeps the same list).
-pub const STAT_NAMES: [&str; 20] = [
+pub const STAT_NAMES: [&str; 22] = [
     "started",
     "unsampled",
     "ended",
@@ -89,6 +91,8 @@ pub const STAT_NAMES: [&str; 20] = [
     "beaconsRefused",
     "failedRequests",
     "staleHandleUses",
+    "persisted",
+    "droppedPersistFailed",
 ];
 
 /// See the module docs.
@@ -207,7 +211,7 @@ impl Pipeline {
             self.policy.records(t.id).iter().map(Vec::as_slice),
             &mut body,
         );
-        Some(Request { id: t.id, body, transport: t.transport })
+        Some(Request { id: t.id, body, transport: t.transport, spans: t.spans })
     }
 
     /// Reports what became of request `id` (`now_unix_ms` resolves
@@ -233,6 +237,21 @@ impl Pipeline {
     /// Reports whether the beacon for request `id` was queued by the browser.
     pub fn on_beacon(&mut self, id: u64, accepted: bool, now_ms: u64) {
         self.policy.on_outcome(id, Outcome::BeaconAccepted(accepted), now_ms);
+    }
+
+    /// Reports whether the store kept request `id` ([`Transport::Persist`]).
+    pub fn on_persisted(&mut self, id: u64, stored: bool, now_ms: u64) {
+        self.policy.on_outcome(id, Outcome::Stored(stored), now_ms);
+    }
+
+    /// The network went offline or came back (see `ExportPolicy::set_online`).
+    pub fn set_online(&mut self, online: bool, now_ms: u64) {
+        self.policy.set_online(online, now_ms);
+    }
+
+    /// Whether the platform can store requests now (IndexedDB opened).
+    pub fn set_persist(&mut self, available: bool) {
+        self.policy.set_persist(available);
     }
 
     /// When the platform should call [`Pipeline::handle_timeout`] next.
@@ -325,6 +344,8 @@ impl Pipeline {
             e.beacons_refused,
             e.failed_requests,
             t.stale_handle_uses,
+            e.persisted,
+            e.dropped_persist_failed,
         ]
     }
 }

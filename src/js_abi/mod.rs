@@ -12,7 +12,7 @@
 //!   and HTTP outcome in one buffer.
 //! - Span times come from JS (unix milliseconds, its drift-corrected clock);
 //!   the export policy's clock is the imported `now` (monotonic milliseconds).
-//! - Out: the imports `send(id, ptr, len, transport)` and `timer(ms)`.
+//! - Out: the imports `send(id, ptr, len, transport, spans)` and `timer(ms)`.
 //!
 //! One instance holds one tracing setup: JS instantiates the module once per
 //! `setupTracing`. wasm32 here is single-threaded and JS never re-enters an
@@ -40,9 +40,10 @@ use crate::core::tracer::{Parent, SpanHandle};
 extern "C" {
     /// Monotonic milliseconds (`performance.now()`).
     fn now() -> f64;
-    /// Sends request `id`: `len` bytes at `ptr`, transport 0 fetch | 1 keepalive
-    /// | 2 beacon. Returns 1 when handed over (a beacon: accepted), else 0.
-    fn send(id: f64, ptr: *const u8, len: usize, transport: u32) -> u32;
+    /// Sends request `id` of `spans` spans: `len` bytes at `ptr`, transport 0
+    /// fetch | 1 keepalive | 2 beacon | 3 store it (answer with `tl_persisted`).
+    /// Returns 1 when handed over (a beacon: accepted), else 0.
+    fn send(id: f64, ptr: *const u8, len: usize, transport: u32, spans: u32) -> u32;
     /// Wake `tl_timer` in `ms` milliseconds; -1 cancels.
     fn timer(ms: f64);
     /// Console export: one span as OTLP JSON (`len` bytes at `ptr`).
@@ -315,6 +316,27 @@ pub extern "C" fn tl_outcome(id: f64, status: u32, retry_after_len: usize, body_
     drive(s, now);
 }
 
+/// Whether the store kept request `id` (transport 3).
+#[no_mangle]
+pub extern "C" fn tl_persisted(id: f64, stored: u32) {
+    let Some(s) = state() else { return };
+    let now = mono();
+    s.pipeline.on_persisted(id as u64, stored != 0, now);
+    drive(s, now);
+}
+
+/// The network went offline (0) or came back (1).
+#[no_mangle]
+pub extern "C" fn tl_online(online: u32) {
+    at_now(|p, now| p.set_online(online != 0, now));
+}
+
+/// Whether JS can store requests (1: its IndexedDB store is open).
+#[no_mangle]
+pub extern "C" fn tl_persist(available: u32) {
+    at_now(|p, _| p.set_persist(available != 0));
+}
+
 /// Exports everything queued now (`tl_idle` turns 1 when done).
 #[no_mangle]
 pub extern "C" fn tl_flush() {
@@ -372,11 +394,15 @@ fn drive(s: &mut State, now: u64) {
             Transport::Fetch => 0,
             Transport::FetchKeepalive => 1,
             Transport::Beacon => 2,
+            Transport::Persist => 3,
         };
+        let spans = u32::try_from(req.spans).unwrap_or(u32::MAX);
         // SAFETY: JS copies the body out of linear memory before returning.
-        let handed = unsafe { send(req.id as f64, req.body.as_ptr(), req.body.len(), transport) } != 0;
+        let handed = unsafe { send(req.id as f64, req.body.as_ptr(), req.body.len(), transport, spans) } != 0;
         if req.transport == Transport::Beacon {
             s.pipeline.on_beacon(req.id, handed, now);
+        } else if req.transport == Transport::Persist && !handed {
+            s.pipeline.on_persisted(req.id, false, now);
         } else if !handed {
             s.pipeline.on_response(req.id, Response::NetworkError, now, 0);
         }

@@ -52,7 +52,7 @@ fn assert_conserved(p: &ExportPolicy) {
     let s = p.stats();
     assert_eq!(
         s.pushed,
-        s.queued + s.in_flight + s.exported + s.dropped_total(),
+        s.queued + s.in_flight + s.exported + s.dropped_total() + s.persisted,
         "{s:?}"
     );
 }
@@ -725,5 +725,242 @@ fn drop_if_full_counts_like_push_without_a_record() {
     p.on_outcome(t.id, ok(), 2);
     assert!(p.drop_if_full(), "after shutdown");
     assert_eq!(p.stats().dropped_shutdown, 1);
+    assert_conserved(&p);
+}
+
+// ---- offline persistence ----------------------------------------------
+
+fn persisting(config: ExportConfig) -> ExportPolicy {
+    policy(ExportConfig {
+        persist: true,
+        ..config
+    })
+}
+
+/// Fails the next request due at `now` with `outcome`.
+fn fail_next(p: &mut ExportPolicy, now: u64, outcome: Outcome) {
+    let t = transmit(p, now);
+    assert_ne!(t.transport, Transport::Persist);
+    p.on_outcome(t.id, outcome, now);
+}
+
+#[test]
+fn exhausted_retries_are_stored_instead_of_dropped() {
+    let mut p = persisting(ExportConfig {
+        max_attempts: 2,
+        ..config()
+    });
+    push_n(&mut p, 0, 3, 5);
+    p.flush(0);
+    fail_next(&mut p, 0, Outcome::NetworkError);
+    assert_eq!(p.poll_transmit(0), None, "paused");
+    let due = p.poll_timeout().unwrap();
+    let t = transmit(&mut p, due);
+    assert_eq!(t.transport, Transport::FetchKeepalive);
+    p.on_outcome(t.id, http(503, None), due);
+    // Attempts used up: the records go to the store, not the bin.
+    let stored = transmit(&mut p, due);
+    assert_eq!((stored.transport, stored.spans), (Transport::Persist, 3));
+    assert_eq!(p.records(stored.id), &[vec![0; 5], vec![1; 5], vec![2; 5]]);
+    assert_eq!(p.poll_transmit(due), None);
+    let s = p.stats();
+    assert_eq!((s.in_flight, s.dropped_retries_exhausted, s.requests), (3, 0, 2), "a store is not a request");
+    assert_conserved(&p);
+    p.on_outcome(stored.id, Outcome::Stored(true), due + 1);
+    let s = p.stats();
+    assert_eq!((s.persisted, s.in_flight, s.dropped_total()), (3, 0, 0));
+    assert!(p.is_idle());
+    assert_conserved(&p);
+}
+
+#[test]
+fn a_refused_store_counts_as_dropped_and_is_never_sent() {
+    let mut p = persisting(ExportConfig {
+        max_attempts: 1,
+        ..config()
+    });
+    push_n(&mut p, 0, 2, 5);
+    p.flush(0);
+    fail_next(&mut p, 0, http(429, Some("1")));
+    let stored = transmit(&mut p, 0);
+    assert_eq!(stored.transport, Transport::Persist);
+    p.on_outcome(stored.id, Outcome::Stored(false), 1);
+    let s = p.stats();
+    assert_eq!((s.persisted, s.dropped_persist_failed, s.dropped_total()), (0, 2, 2));
+    assert_eq!(p.poll_transmit(10_000), None, "not sent after the store refused it");
+    assert!(p.is_idle());
+    assert_conserved(&p);
+    // Any other outcome for a store request counts the same way.
+    push_n(&mut p, 10, 1, 5);
+    p.flush(10);
+    fail_next(&mut p, 10, Outcome::Timeout);
+    let stored = transmit(&mut p, 10);
+    p.on_outcome(stored.id, ok(), 11);
+    assert_eq!((p.stats().exported, p.stats().dropped_persist_failed), (0, 3));
+    assert_conserved(&p);
+}
+
+#[test]
+fn without_persistence_nothing_is_stored() {
+    let mut p = policy(ExportConfig {
+        max_attempts: 1,
+        ..config()
+    });
+    p.set_online(false, 0);
+    push_n(&mut p, 0, 2, 5);
+    p.flush(0);
+    let t = transmit(&mut p, 0);
+    assert_eq!(t.transport, Transport::FetchKeepalive, "offline is only a hint: still sent");
+    p.on_outcome(t.id, Outcome::NetworkError, 0);
+    p.page_hidden(0);
+    assert_eq!(p.poll_transmit(0), None);
+    assert_eq!(p.stats().dropped_retries_exhausted, 2);
+    assert_conserved(&p);
+}
+
+#[test]
+fn page_hidden_during_a_retry_pause_stores_everything_queued() {
+    let mut p = persisting(ExportConfig {
+        keepalive_budget_bytes: 60,
+        ..config()
+    });
+    push_n(&mut p, 0, 2, 20);
+    p.flush(0);
+    fail_next(&mut p, 0, http(503, Some("30")));
+    push_n(&mut p, 5, 3, 20);
+    assert_eq!(p.poll_transmit(5), None, "paused");
+    p.page_hidden(10);
+    // Everything, in requests a keepalive could carry later: 2 + 2 + 1.
+    let mut spans = Vec::new();
+    while let Some(t) = p.poll_transmit(10) {
+        assert_eq!(t.transport, Transport::Persist);
+        assert!(t.bytes <= 60);
+        spans.push(t.spans);
+        p.on_outcome(t.id, Outcome::Stored(true), 11);
+    }
+    assert_eq!(spans, [2, 2, 1]);
+    assert_eq!(p.stats().persisted, 5);
+    assert!(p.is_idle());
+    assert_eq!(p.poll_timeout(), None);
+    assert_conserved(&p);
+}
+
+#[test]
+fn page_hidden_while_sending_works_still_sends() {
+    let mut p = persisting(config());
+    push_n(&mut p, 0, 2, 20);
+    p.page_hidden(0);
+    let t = transmit(&mut p, 0);
+    assert_eq!(t.transport, Transport::FetchKeepalive, "online and no pause: send");
+    // It fails while the page is still there: stored, not retried later.
+    p.on_outcome(t.id, Outcome::NetworkError, 5);
+    let stored = transmit(&mut p, 5);
+    assert_eq!((stored.transport, stored.spans), (Transport::Persist, 2));
+    p.on_outcome(stored.id, Outcome::Stored(true), 6);
+    assert!(p.is_idle());
+    assert_conserved(&p);
+}
+
+#[test]
+fn offline_stores_each_batch_as_it_falls_due() {
+    let mut p = persisting(ExportConfig {
+        max_batch_spans: 3,
+        ..config()
+    });
+    p.set_online(false, 0);
+    push_n(&mut p, 0, 2, 5);
+    assert_eq!(p.poll_transmit(0), None, "a partial batch still waits");
+    assert_eq!(p.poll_timeout(), Some(1000));
+    p.push(vec![9; 5], 10);
+    let t = transmit(&mut p, 10);
+    assert_eq!((t.transport, t.spans), (Transport::Persist, 3), "a full batch is stored at once");
+    p.push(vec![8; 5], 20);
+    assert_eq!(p.poll_timeout(), Some(1020));
+    let u = transmit(&mut p, 1020);
+    assert_eq!((u.transport, u.spans), (Transport::Persist, 1));
+    p.on_outcome(t.id, Outcome::Stored(true), 1030);
+    p.on_outcome(u.id, Outcome::Stored(true), 1030);
+    assert_eq!((p.stats().persisted, p.stats().requests), (4, 0));
+    // Back online: sent again.
+    p.set_online(true, 2000);
+    p.push(vec![7; 5], 2000);
+    p.flush(2000);
+    assert_eq!(transmit(&mut p, 2000).transport, Transport::FetchKeepalive);
+    assert_conserved(&p);
+}
+
+#[test]
+fn offline_stores_what_failed_without_waiting_for_the_backoff() {
+    let mut p = persisting(config());
+    push_n(&mut p, 0, 2, 5);
+    p.flush(0);
+    let t = transmit(&mut p, 0);
+    p.set_online(false, 1);
+    p.on_outcome(t.id, Outcome::NetworkError, 2);
+    let stored = transmit(&mut p, 2);
+    assert_eq!((stored.transport, stored.spans), (Transport::Persist, 2));
+    p.on_outcome(stored.id, Outcome::Stored(true), 3);
+    assert!(p.is_idle());
+    assert_conserved(&p);
+}
+
+#[test]
+fn store_requests_use_no_request_slot() {
+    let mut p = persisting(ExportConfig {
+        max_attempts: 1,
+        max_concurrent_requests: 1,
+        max_batch_spans: 1,
+        ..config()
+    });
+    push_n(&mut p, 0, 2, 5);
+    let a = transmit(&mut p, 0);
+    p.on_outcome(a.id, Outcome::NetworkError, 0);
+    let stored = transmit(&mut p, 0);
+    assert_eq!(stored.transport, Transport::Persist);
+    // The store is still writing; the next batch may leave.
+    assert_eq!(transmit(&mut p, 0).transport, Transport::FetchKeepalive);
+    assert_conserved(&p);
+}
+
+#[test]
+fn back_online_ends_a_backoff_but_not_a_retry_after() {
+    let mut p = policy(config());
+    push_n(&mut p, 0, 1, 5);
+    p.flush(0);
+    fail_next(&mut p, 0, Outcome::NetworkError);
+    assert_eq!(p.poll_timeout(), Some(1000));
+    p.set_online(false, 10);
+    p.set_online(true, 20);
+    let t = transmit(&mut p, 20);
+    p.on_outcome(t.id, http(429, Some("30")), 30);
+    p.set_online(false, 40);
+    p.set_online(true, 50);
+    assert_eq!(p.poll_transmit(50), None, "the server asked to wait");
+    assert_eq!(p.poll_timeout(), Some(30_030));
+    p.set_online(true, 60);
+    assert_eq!(p.poll_transmit(60), None, "online again without going offline changes nothing");
+    assert_eq!(transmit(&mut p, 30_030).spans, 1);
+}
+
+#[test]
+fn persistence_can_be_turned_on_and_off_at_run_time() {
+    let mut p = policy(ExportConfig {
+        max_attempts: 1,
+        ..config()
+    });
+    p.set_persist(true);
+    push_n(&mut p, 0, 1, 5);
+    p.flush(0);
+    fail_next(&mut p, 0, Outcome::NetworkError);
+    let stored = transmit(&mut p, 0);
+    assert_eq!(stored.transport, Transport::Persist);
+    p.set_persist(false);
+    push_n(&mut p, 1, 1, 5);
+    p.flush(1);
+    fail_next(&mut p, 1, Outcome::NetworkError);
+    assert_eq!(p.poll_transmit(1), None);
+    assert_eq!(p.stats().dropped_retries_exhausted, 1);
+    p.on_outcome(stored.id, Outcome::Stored(true), 2);
+    assert_eq!(p.stats().persisted, 1);
     assert_conserved(&p);
 }
