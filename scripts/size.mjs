@@ -49,7 +49,9 @@ async function bundle(dir, contents) {
       plugins: [{ name: 'tracelink', setup(b) { b.onResolve({ filter: /^tracelink$/ }, () => ({ path: join(dir, 'tracelink.js') })); } }],
     });
     const outputs = r.metafile.outputs;
-    const entry = Object.keys(outputs).find((k) => outputs[k].entryPoint);
+    // The app's own chunk: the entry point that is not a dynamic-import target.
+    const dynamic = new Set(Object.values(outputs).flatMap((o) => o.imports.filter((i) => i.kind === 'dynamic-import').map((i) => i.path)));
+    const entry = Object.keys(outputs).find((k) => outputs[k].entryPoint && !dynamic.has(k));
     const loaded = new Set();
     const visit = (k) => {
       if (loaded.has(k)) return;
