@@ -13,12 +13,14 @@
 //! - [`baggage`]: W3C `baggage`
 //! - [`sampler`]: parent-based, trace-id-ratio sampling
 //! - [`otlp`]: OTLP/HTTP encoders (protobuf and JSON)
+//! - [`gzip`]: a small synchronous gzip encoder for request bodies
 //! - [`export`]: the batch, retry and flush policy
 //! - [`tracer`]: live spans, context, sampling and hand-off to export
 //! - [`pipeline`]: tracer + encoder + export policy as one sans-IO client
 
 pub mod baggage;
 pub mod export;
+pub mod gzip;
 pub mod id;
 pub mod otlp;
 pub mod pipeline;
