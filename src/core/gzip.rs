@@ -5,7 +5,7 @@
 //! It is shaped for the export policy, which must know a request's exact size
 //! on the wire before it decides what goes in it:
 //!
-//! - Input arrives in pieces ([`Deflate::push`]: one span record at a time)
+//! - Input arrives in pieces ([`Deflate::push`]: a span record at a time)
 //!   and each push returns a [`Mark`]. The stream cut at any mark is a
 //!   complete body whose exact length [`Deflate::gzip_len`] gives before a
 //!   byte of it is written; [`Deflate::write_gzip`] writes it. A match never
@@ -61,19 +61,24 @@ pub struct Deflate {
 }
 
 /// Hash chains over the last `WINDOW` positions.
+///
+/// They hold positions counted from an earlier body's start (`base` is the
+/// count of `input[0]`): a new body starts more than a window after the
+/// last, so old entries are out of reach without clearing 64 KiB each time.
 struct Tables {
     /// `head[hash]` is 1 + the latest position with that hash (0: none).
     head: [u32; 1 << HASH_BITS],
     /// `chain[pos % WINDOW]` is 1 + the previous position with `pos`'s hash.
-    /// Only reached through `head`, so it needs no clearing.
     chain: [u32; WINDOW],
+    base: usize,
 }
 
 impl Tables {
     fn insert(&mut self, input: &[u8], pos: usize) {
         let h = hash(input, pos);
-        self.chain[pos % WINDOW] = self.head[h];
-        self.head[h] = pos as u32 + 1;
+        let at = self.base + pos;
+        self.chain[at % WINDOW] = self.head[h];
+        self.head[h] = at as u32 + 1;
     }
 
     /// The longest earlier occurrence of `input[pos..end]`'s start, as
@@ -85,13 +90,15 @@ impl Tables {
         }
         let want = &input[pos..pos + max];
         let (mut best, mut best_dist) = (0, 0);
+        // Candidates are 1 + a table position (0: none); `pos` as one:
+        let here = self.base + pos + 1;
         let mut candidate = self.head[hash(input, pos)] as usize;
         for _ in 0..MAX_CHAIN {
-            let Some(at) = candidate.checked_sub(1) else { break };
-            let dist = pos - at;
-            if dist > WINDOW {
-                break;
+            let dist = here.wrapping_sub(candidate);
+            if !(1..=WINDOW.min(pos)).contains(&dist) {
+                break; // none, out of the window, or from an earlier body
             }
+            let at = pos - dist;
             let have = &input[at..at + max];
             // A longer match must at least agree at `best`: a cheap first test.
             if have[best] == want[best] {
@@ -106,7 +113,7 @@ impl Tables {
                     }
                 }
             }
-            candidate = self.chain[at % WINDOW] as usize;
+            candidate = self.chain[(self.base + at) % WINDOW] as usize;
         }
         (best, best_dist)
     }
@@ -115,16 +122,22 @@ impl Tables {
 impl Deflate {
     /// An empty encoder; the tables are allocated on first use.
     pub fn new() -> Deflate {
-        Deflate::default()
+        let mut d = Deflate::default();
+        d.reset();
+        d
     }
 
     /// Forgets all input: the next push starts a new body.
     pub fn reset(&mut self) {
+        if let Some(t) = &mut self.tables {
+            t.base += self.input.len() + WINDOW;
+            if t.base > 1 << 30 {
+                t.head.fill(0);
+                t.base = 0;
+            }
+        }
         self.input.clear();
         self.block.out.clear();
-        if let Some(t) = &mut self.tables {
-            t.head.fill(0);
-        }
         self.hashed = 0;
         // The block header: BFINAL = 1, BTYPE = 01 (fixed Huffman codes).
         (self.block.pending, self.block.pending_bits) = (0b011, 3);
@@ -135,11 +148,12 @@ impl Deflate {
         Mark { input_len: 0, bits: 3 }
     }
 
-    /// Compresses `piece` after the input so far; returns the mark after it.
-    pub fn push(&mut self, piece: &[u8]) -> Mark {
-        let t = self.tables.get_or_insert_with(|| Box::new(Tables { head: [0; 1 << HASH_BITS], chain: [0; WINDOW] }));
+    /// Compresses `pieces`, one after the other, after the input so far;
+    /// returns the mark after them.
+    pub fn push(&mut self, pieces: &[&[u8]]) -> Mark {
+        let t = self.tables.get_or_insert_with(|| Box::new(Tables { head: [0; 1 << HASH_BITS], chain: [0; WINDOW], base: 0 }));
         let mut pos = self.input.len();
-        self.input.extend_from_slice(piece);
+        pieces.iter().for_each(|p| self.input.extend_from_slice(p));
         let input = &self.input[..];
         let end = input.len();
         // Hashes every position before `pos` that has 3 bytes after it.
@@ -350,8 +364,7 @@ pub fn crc32(crc: u32, data: &[u8]) -> u32 {
 /// Compresses `data` as one gzip member (a convenience for whole buffers).
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut d = Deflate::new();
-    d.reset();
-    let mark = d.push(data);
+    let mark = d.push(&[data]);
     let mut out = Vec::with_capacity(d.gzip_len(0, mark, &[]));
     d.write_gzip(&[], mark, &[], &mut out);
     out

@@ -14,11 +14,13 @@
 //! - [`sampler`]: parent-based, trace-id-ratio sampling
 //! - [`otlp`]: OTLP/HTTP encoders (protobuf and JSON)
 //! - [`gzip`]: a small synchronous gzip encoder for request bodies
+//! - [`body`]: records framed (and gzip'd) into request bodies, measured for the policy
 //! - [`export`]: the batch, retry and flush policy
 //! - [`tracer`]: live spans, context, sampling and hand-off to export
 //! - [`pipeline`]: tracer + encoder + export policy as one sans-IO client
 
 pub mod baggage;
+pub mod body;
 pub mod export;
 pub mod gzip;
 pub mod id;

@@ -9,6 +9,7 @@
 //! in, so host tests replay any scenario deterministically.
 
 use super::baggage::Baggage;
+use super::body::BodyBuilder;
 use super::export::{ExportConfig, ExportPolicy, Outcome, Transport};
 use super::id::IdGenerator;
 use super::otlp::{self, Encoding};
@@ -22,17 +23,20 @@ pub struct PipelineConfig {
     pub tracer: TracerConfig,
     pub export: ExportConfig,
     pub encoding: Encoding,
+    /// gzip fetch bodies (`Content-Encoding: gzip`) when that is smaller.
+    pub compress: bool,
     pub resource: Resource,
     pub scope: Scope,
 }
 
 impl PipelineConfig {
-    /// Defaults for a service: protobuf, sample everything, OTel-like limits.
+    /// Defaults for a service: protobuf, gzip'd, sample everything, OTel-like limits.
     pub fn new(service_name: &str, service_version: Option<&str>, sdk_language: &str) -> PipelineConfig {
         PipelineConfig {
             tracer: TracerConfig::default(),
             export: ExportConfig::default(),
             encoding: Encoding::Protobuf,
+            compress: true,
             resource: Resource::new(service_name, service_version, sdk_language),
             scope: Scope { name: "tracelink".into(), version: env!("CARGO_PKG_VERSION").into() },
         }
@@ -51,6 +55,9 @@ pub struct Request {
     pub id: u64,
     /// The complete OTLP request body.
     pub body: Vec<u8>,
+    /// The body is gzip'd: send it with `Content-Encoding: gzip`. Never
+    /// for beacons.
+    pub gzip: bool,
     pub transport: Transport,
 }
 
@@ -75,6 +82,7 @@ pub struct Pipeline {
     scope: Scope,
     baggage: Baggage,
     record: Vec<u8>,
+    bodies: BodyBuilder,
 }
 
 impl Pipeline {
@@ -90,6 +98,7 @@ impl Pipeline {
             scope: config.scope,
             baggage: Baggage::default(),
             record: Vec::with_capacity(256),
+            bodies: BodyBuilder::new(config.encoding, config.compress),
         };
         p.update_overhead();
         p
@@ -102,6 +111,7 @@ impl Pipeline {
         let two = otlp::request_overhead(self.encoding, &self.resource, &self.scope, 2);
         let per_record = two.saturating_sub(one);
         self.policy.set_request_overhead(one.saturating_sub(per_record), per_record);
+        self.bodies.set_envelope(&self.resource, &self.scope);
     }
 
     /// The wire encoding.
@@ -135,16 +145,11 @@ impl Pipeline {
 
     /// The next request to send now, if any (call until `None`).
     pub fn poll_request(&mut self, now_ms: u64) -> Option<Request> {
-        let t = self.policy.poll_transmit(now_ms)?;
-        let mut body = Vec::with_capacity(t.bytes);
-        otlp::encode_request(
-            self.encoding,
-            &self.resource,
-            &self.scope,
-            self.policy.records(t.id).iter().map(Vec::as_slice),
-            &mut body,
-        );
-        Some(Request { id: t.id, body, transport: t.transport })
+        self.bodies.forget();
+        let t = self.policy.poll_transmit_sized(now_ms, &mut self.bodies)?;
+        let (body, gzip) = self.bodies.build(&t, self.policy.records(t.id), &self.resource, &self.scope);
+        debug_assert_eq!(body.len(), t.bytes);
+        Some(Request { id: t.id, body, gzip, transport: t.transport })
     }
 
     /// Reports what became of request `id` (`now_unix_ms` resolves
