@@ -54,6 +54,7 @@ fn pipeline_encodes_and_batches_on_wasm() {
     for encoding in [Encoding::Protobuf, Encoding::Json] {
         let mut config = PipelineConfig::new("wasm-test", Some("1.0.0"), "rust");
         config.encoding = encoding;
+        config.compress = false;
         let mut p = Pipeline::new(config, IdGenerator::from_entropy().unwrap());
         let root = p.tracer.start_span("op", SpanKind::Internal, Parent::Root, now_nanos());
         let child = p.tracer.start_span("GET", SpanKind::Client, Parent::Local(root), now_nanos());
@@ -106,16 +107,24 @@ use tracelink::web::Agent;
 use wasm_bindgen::JsValue;
 
 /// An Agent whose host callbacks record into JS arrays: `sent` gets
-/// `[id, body, transport]`, `timers` gets each requested delay.
+/// `[id, body, transport, gzip]`, `timers` gets each requested delay.
+/// Bodies are not gzip'd (`compress: false`) unless `compress`.
 fn agent(json: bool) -> (Agent, Array, Array) {
+    agent_with(json, false)
+}
+
+fn agent_with(json: bool, compress: bool) -> (Agent, Array, Array) {
     let sent = Array::new();
     let timers = Array::new();
-    let send = Function::new_with_args("id, body, transport", "this.push([id, body, transport]); return true;");
+    let send = Function::new_with_args("id, body, transport, gzip", "this.push([id, body, transport, gzip]); return true;");
     let send = send.bind0(&sent);
     let set_timer = Function::new_with_args("ms", "this.push(ms);").bind0(&timers);
     let cfg = js_sys::Object::new();
     Reflect::set(&cfg, &"serviceName".into(), &"agent-test".into()).unwrap();
     Reflect::set(&cfg, &"json".into(), &JsValue::from_bool(json)).unwrap();
+    if !compress {
+        Reflect::set(&cfg, &"compress".into(), &JsValue::FALSE).unwrap();
+    }
     (Agent::new(cfg.into(), send, set_timer, None).unwrap(), sent, timers)
 }
 
@@ -173,6 +182,33 @@ fn agent_retries_then_uses_keepalive_when_hidden() {
     a.on_outcome(last.get(0).as_f64().unwrap(), 400, None, None);
     assert_eq!(stat(&a, "droppedFailed"), 1.0, "400 is not retried: dropped and counted");
     assert!(a.idle());
+}
+
+#[wasm_bindgen_test]
+fn agent_gzips_by_default_and_tells_the_host() {
+    let (mut a, sent, _) = agent_with(true, true);
+    for i in 0..20 {
+        let h = a.start("compressible", 0, 0);
+        a.attr_str(h, "http.route", "/api/items/:id");
+        a.attr_int(h, "i", f64::from(i));
+        a.end(h);
+    }
+    a.flush();
+    let call = Array::from(&sent.get(0));
+    assert_eq!(call.get(3), JsValue::TRUE, "gzip flag");
+    let body: Vec<u8> = js_sys::Uint8Array::new(&call.get(1)).to_vec();
+    assert_eq!(&body[..3], &[0x1f, 0x8b, 8], "a gzip member");
+    assert!(body.len() < 20 * 150, "{} bytes for 20 spans (about 300 each uncompressed)", body.len());
+    a.on_outcome(call.get(0).as_f64().unwrap(), 200, None, None);
+    assert_eq!(stat(&a, "exported"), 20.0);
+    // compress: false sends the same spans plain.
+    let (mut a, sent, _) = agent(true);
+    let h = a.start("plain", 0, 0);
+    a.end(h);
+    a.flush();
+    let call = Array::from(&sent.get(0));
+    assert_eq!(call.get(3), JsValue::FALSE);
+    assert_eq!(js_sys::Uint8Array::new(&call.get(1)).get_index(0), b'{');
 }
 
 #[wasm_bindgen_test]

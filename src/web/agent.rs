@@ -2,8 +2,10 @@
 //!
 //! JS calls in with span operations (handles are `u32`, 0 = none); the agent
 //! calls out through two host callbacks given at construction:
-//! `send(id, body: Uint8Array, transport: 0 fetch | 1 keepalive | 2 beacon)`
-//! (returns whether a beacon was queued) and `setTimer(ms)` (-1 = cancel).
+//! `send(id, body: Uint8Array, transport: 0 fetch | 1 keepalive | 2 beacon,
+//! gzip: boolean)` (returns whether a beacon was queued; a `gzip` body goes
+//! with `Content-Encoding: gzip`, and beacons never are) and `setTimer(ms)`
+//! (-1 = cancel).
 //! The JS side reports each request's result with `onOutcome`.
 
 use js_sys::{Array, Function, Object, Reflect, Uint8Array};
@@ -48,7 +50,8 @@ fn get(cfg: &JsValue, key: &str) -> JsValue {
 #[wasm_bindgen]
 impl Agent {
     /// `cfg`: `{ serviceName, serviceVersion, sampleRate, json, sdkLanguage,
-    /// scheduleDelayMs?, maxQueueSize?, maxExportBatchSize? }` (validated by JS).
+    /// compress?, scheduleDelayMs?, maxQueueSize?, maxExportBatchSize? }`
+    /// (validated by JS; `compress`, default true, gzips fetch bodies).
     #[wasm_bindgen(constructor)]
     pub fn new(cfg: JsValue, send: Function, set_timer: Function, on_span_json: Option<Function>) -> Result<Agent, JsError> {
         let service_name = get(&cfg, "serviceName").as_string().unwrap_or_else(|| "unknown_service".into());
@@ -56,6 +59,7 @@ impl Agent {
         let language = get(&cfg, "sdkLanguage").as_string().unwrap_or_else(|| "webjs".into());
         let mut config = PipelineConfig::new(&service_name, service_version.as_deref(), &language);
         config.encoding = if get(&cfg, "json").as_bool() == Some(true) { Encoding::Json } else { Encoding::Protobuf };
+        config.compress = get(&cfg, "compress").as_bool() != Some(false);
         config.set_sample_ratio(get(&cfg, "sampleRate").as_f64().unwrap_or(1.0));
         if let Some(ms) = get(&cfg, "scheduleDelayMs").as_f64() {
             config.export.schedule_delay_ms = ms.max(0.0) as u64;
@@ -389,11 +393,12 @@ impl Agent {
                 Transport::Beacon => 2,
             };
             let body = Uint8Array::from(req.body.as_slice());
-            let queued = self.send.call3(
+            let queued = self.send.call4(
                 &JsValue::NULL,
                 &JsValue::from_f64(req.id as f64),
                 &body,
                 &JsValue::from_f64(transport as f64),
+                &JsValue::from_bool(req.gzip),
             );
             if req.transport == Transport::Beacon {
                 let accepted = queued.ok().and_then(|v| v.as_bool()).unwrap_or(false);
