@@ -9,6 +9,8 @@
 use std::io::{Read, Write};
 
 use flate2::{read::GzDecoder, write::GzEncoder, Compression};
+use tracelink::core::body::BodyBuilder;
+use tracelink::core::export::{RequestSizer, Transport};
 use tracelink::core::gzip::gzip;
 use tracelink::core::id::IdGenerator;
 use tracelink::core::otlp::{encode_request, encode_span, Encoding};
@@ -69,6 +71,9 @@ fn bench_spans_compress_about_five_times() {
             let body = request(enc, &bench_records(enc, n, 7));
             let ours = gzip(&body);
             assert_eq!(gunzip(&ours), body);
+            if let Some(dir) = std::env::var_os("TRACELINK_GZIP_DUMP") {
+                std::fs::write(std::path::Path::new(&dir).join(format!("{enc:?}-{n}.gz")), &ours).unwrap();
+            }
             let per = |bytes: usize| bytes as f64 / n as f64;
             println!(
                 "{:<9} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
@@ -83,7 +88,28 @@ fn bench_spans_compress_about_five_times() {
     }
 }
 
-/// `perf stat -e instructions:u <test binary> timing --ignored` compares variants.
+/// How many bench spans one request of at most 60 000 bytes (the keepalive
+/// budget) holds, measured the way the export policy measures.
+#[test]
+fn spans_per_keepalive_request() {
+    let resource = Resource::new("bench-app", Some("1.0.0"), "webjs");
+    let scope = Scope { name: "tracelink".into(), version: "0.1.0".into() };
+    for enc in [Encoding::Protobuf, Encoding::Json] {
+        let records = bench_records(enc, 3000, 7);
+        let fit = |compress: bool| {
+            let mut sizer = BodyBuilder::new(enc, compress);
+            sizer.set_envelope(&resource, &scope);
+            sizer.begin(Transport::FetchKeepalive);
+            records.iter().take_while(|r| sizer.add(r) <= 60_000).count()
+        };
+        let (plain, gzipped) = (fit(false), fit(true));
+        println!("{enc:?}: {plain} spans in 60 000 bytes uncompressed, {gzipped} gzip'd ({:.1}x)", gzipped as f64 / plain as f64);
+        assert!(gzipped >= 4 * plain, "{enc:?}: {gzipped} vs {plain}");
+    }
+}
+
+/// A fixed workload for profiling variants (`valgrind --tool=callgrind <test
+/// binary> timing --ignored` counts instructions per input byte).
 #[test]
 #[ignore]
 fn timing() {
