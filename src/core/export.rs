@@ -18,7 +18,8 @@
 //!    is queued.
 //! 2. **Queued.** Records leave in arrival order, in requests of at most
 //!    `max_batch_spans` records and `max_batch_bytes` bytes (records plus the
-//!    request framing, so the size is exact). A request leaves as soon as a
+//!    request framing, so the size is exact; or, with a [`RequestSizer`], the
+//!    bytes the driver will send, e.g. gzip'd). A request leaves as soon as a
 //!    full batch is queued, or as soon as the queue holds a keepalive budget's
 //!    worth of bytes (so an unloading page never has more waiting than one
 //!    keepalive request can carry); a partial batch leaves `schedule_delay_ms`

@@ -3,9 +3,10 @@
 //! [`Pipeline`] joins the [`Tracer`] (live spans), the OTLP encoder and the
 //! export policy. A span is encoded once, when it ends, into a record; the
 //! policy queues records and decides when to send which; the pipeline frames
-//! the chosen records into a request body. The platform layer only moves
-//! those bodies over the network, reports what happened, and keeps a timer
-//! for [`Pipeline::poll_timeout`]. Everything here is driven by times passed
+//! the chosen records into a request body, gzip'd when that is on and smaller
+//! (`core::body`; the policy's byte limits count the bytes actually sent).
+//! The platform layer only moves those bodies over the network, reports what
+//! happened, and keeps a timer for [`Pipeline::poll_timeout`]. Everything here is driven by times passed
 //! in, so host tests replay any scenario deterministically.
 
 use super::baggage::Baggage;
