@@ -6,8 +6,9 @@
 //! the chosen records into a request body, gzip'd when that is on and smaller
 //! (`core::body`; the policy's byte limits count the bytes actually sent).
 //! The platform layer only moves those bodies over the network, reports what
-//! happened, and keeps a timer for [`Pipeline::poll_timeout`]. Everything here is driven by times passed
-//! in, so host tests replay any scenario deterministically.
+//! happened, and keeps a timer for [`Pipeline::poll_timeout`]. Everything
+//! here is driven by times passed in, so host tests replay any scenario
+//! deterministically.
 
 use super::baggage::Baggage;
 use super::body::BodyBuilder;
