@@ -70,6 +70,13 @@ export interface TracingOptions {
    * found on its own; `false` forces the task-scoped rules.
    */
   asyncContext?: AsyncContextCarrier | false;
+  /**
+   * Send export bodies gzip'd (`Content-Encoding: gzip`, compressed synchronously
+   * in wasm, so also at page hide; beacons and stored bodies stay plain). Default:
+   * on for a same-origin endpoint and outside browsers; off for a cross-origin
+   * collector, whose CORS settings must allow `Content-Encoding` first.
+   */
+  compress?: boolean;
   /** Store spans that cannot be sent (offline, collector down at page hide, retries exhausted) in IndexedDB and send them on the next load or when back online, exactly once across tabs. Default true where IndexedDB exists. */
   persist?: boolean;
   /** Bytes of stored spans kept at most (oldest dropped first, counted). Default 1 MiB. */

@@ -11,7 +11,7 @@ const global = globalThis;
 const KIND = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 };
 const STATUS = { unset: 0, ok: 1, error: 2 };
 const DEFAULT_REDACTED_QUERY = ['AWSAccessKeyId', 'Signature', 'sig', 'X-Goog-Signature'];
-const SEND_KEEPALIVE = 1, SEND_BEACON = 2, SEND_PERSIST = 3;
+const SEND_KEEPALIVE = 1, SEND_BEACON = 2, SEND_PERSIST = 3, SEND_GZIP = 8;
 const HTTP_METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
 // Span log op codes (src/core/span_log.rs).
 const ATTRIBUTE = 1, EVENT = 2, SET_STATUS = 3, RENAME = 4, HTTP_RESPONSE = 5, HTTP_FAILURE = 6, EXCEPTION = 7;
@@ -142,6 +142,13 @@ function normalize(options) {
   if (typeof instrumentFetch !== 'boolean') fail('instrumentFetch must be a boolean');
   const propagateBaggage = options.propagateBaggage ?? false;
   if (typeof propagateBaggage !== 'boolean') fail('propagateBaggage must be a boolean');
+  // gzip'd exports: on for a same-origin endpoint (a relay) and in runtimes
+  // without CORS; a cross-origin collector must allow Content-Encoding in its
+  // CORS settings first, so there it is opt-in.
+  let sameOrigin = true;
+  try { sameOrigin = !global.location?.origin || new URL(endpoint).origin === global.location.origin; } catch { /* keep */ }
+  const compress = options.compress ?? sameOrigin;
+  if (typeof compress !== 'boolean') fail('compress must be a boolean');
   const ignoreUrls = options.ignoreUrls ?? [];
   if (!Array.isArray(ignoreUrls) || !ignoreUrls.every((p) => typeof p === 'string' || p instanceof RegExp)) {
     fail('ignoreUrls must be an array of URL prefixes (strings) and RegExps');
@@ -168,7 +175,7 @@ function normalize(options) {
   return {
     serviceName, serviceVersion, endpoint, headers: { ...headers }, json: protocol === 'http/json', sampleRate,
     consoleExport, propagateTo, correlationIdHeader, redact: new Set(redact.map((s) => s.toLowerCase())),
-    instrumentFetch, propagateBaggage, fetchImpl, resourceAttributes, ignoreUrls, instrumentations,
+    instrumentFetch, propagateBaggage, fetchImpl, resourceAttributes, ignoreUrls, instrumentations, compress,
     scheduleDelayMs: options.scheduleDelayMillis, maxQueueSize: options.maxQueueSize,
     maxExportBatchSize: options.maxExportBatchSize, exportTimeoutMs: options.exportTimeoutMillis,
     persist, persistMaxBytes, persistMaxAgeMs,
@@ -194,7 +201,7 @@ export async function setupTracing(options = {}) {
       console: (json) => console.debug('[tracelink] span', json),
     }, {
       serviceName: config.serviceName, serviceVersion: config.serviceVersion, sampleRate: config.sampleRate,
-      flags: (config.json ? 1 : 0) | (config.consoleExport ? 2 : 0) | (full ? 4 : 0),
+      flags: (config.json ? 1 : 0) | (config.consoleExport ? 2 : 0) | (full ? 4 : 0) | (config.compress ? 8 : 0),
       scheduleDelayMs: config.scheduleDelayMs, maxQueueSize: config.maxQueueSize, maxExportBatchSize: config.maxExportBatchSize,
     });
   } catch (e) {
@@ -340,6 +347,7 @@ export class Tracing {
     this._uninstall = []; // undo functions of the installed instrumentations
     this._recordedErrors = new WeakSet(); // errors recorded by traceOperation: never recorded twice
     this._exportHeaders = { ...config.headers, 'content-type': config.json ? 'application/json' : 'application/x-protobuf' };
+    this._gzipHeaders = { ...this._exportHeaders, 'content-encoding': 'gzip' };
     this._outbox = null; // the offline store (persist.js), once open
     this._persistence = 'off'; // stats().persistence
     this._stopped = false;
@@ -534,6 +542,8 @@ export class Tracing {
 
   /** Sends one OTLP request the core asked for (or stores it: transport 3), and reports its outcome. */
   _send(id, body, transport, spans) {
+    const gzip = (transport & SEND_GZIP) !== 0;
+    transport &= ~SEND_GZIP;
     if (transport === SEND_PERSIST) {
       const outbox = this._outbox;
       if (!outbox) return false;
@@ -555,7 +565,7 @@ export class Tracing {
         return false;
       }
     }
-    const p = this._post(body, transport === SEND_KEEPALIVE).then(([status, retryAfter, bytes]) => {
+    const p = this._post(body, transport === SEND_KEEPALIVE, gzip).then(([status, retryAfter, bytes]) => {
       this._inflight.delete(p);
       this._safe(() => this._core.outcome(id, status, retryAfter, bytes));
       // The collector takes exports again: send what was stored meanwhile.
@@ -570,11 +580,12 @@ export class Tracing {
    * POSTs an OTLP body to the collector. Resolves (never rejects) with
    * [status, Retry-After, 2xx body bytes]; status 0 without an answer, 1 on timeout.
    */
-  _post(body, keepalive) {
+  _post(body, keepalive, gzip = false) {
     const controller = typeof AbortController === 'function' ? new AbortController() : null;
     const timeout = setTimeout(() => controller?.abort(), this._config.exportTimeoutMs ?? 30000);
     timeout?.unref?.();
-    const init = { method: 'POST', headers: this._exportHeaders, body, signal: controller?.signal };
+    const headers = gzip ? this._gzipHeaders : this._exportHeaders;
+    const init = { method: 'POST', headers, body, signal: controller?.signal };
     // keepalive only matters where a page can unload under the request; edge
     // runtimes have no use for it (and some reject unknown fetch fields).
     if (keepalive && global.document) init.keepalive = true;

@@ -9,15 +9,26 @@
 //! span is in two requests at once or sent again after it was resolved; the
 //! policy never asks to be woken in the past. Then the collector heals and
 //! everything not dropped must be exported.
+//!
+//! Half the scenarios size requests the way the pipeline does with
+//! compression on ([`BodyBuilder`]: fetch bodies gzip'd when smaller, beacons
+//! never): each body is built, its length must be the size the policy
+//! accounted, and it must decode (through flate2) to exactly the
+//! uncompressed request. A last test queues 1000 bench-shaped spans and hides
+//! the page: gzip'd, all of them fit the keepalive budget.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::HashSet;
+use std::io::Read;
 
 use proptest::prelude::*;
+use tracelink::core::body::BodyBuilder;
 use tracelink::core::export::{
     parse_retry_after, ExportConfig, ExportPolicy, Outcome, RequestOverhead, Transmit, Transport,
 };
 use tracelink::core::id::IdGenerator;
+use tracelink::core::otlp::{encode_request, request_overhead, Encoding};
+use tracelink::core::span::{KeyValue, Resource, Scope};
 
 const SCENARIOS: u64 = 1500;
 const STEPS: usize = 250;
@@ -45,6 +56,47 @@ struct Sim {
     persist: bool,
     /// Spans whose store request succeeded.
     stored_spans: u64,
+    /// Compressed scenarios: the pipeline's sizer, and the envelope it frames.
+    compressed: Option<Compressed>,
+    /// Requests sent gzip'd, and sent plain (compressed scenarios).
+    gzip_requests: u64,
+    plain_requests: u64,
+}
+
+struct Compressed {
+    bodies: BodyBuilder,
+    encoding: Encoding,
+    resource: Resource,
+    scope: Scope,
+}
+
+impl Compressed {
+    fn new(encoding: Encoding, resource: Resource) -> Compressed {
+        let scope = Scope::default();
+        let mut bodies = BodyBuilder::new(encoding, true);
+        bodies.set_envelope(&resource, &scope);
+        Compressed { bodies, encoding, resource, scope }
+    }
+
+    /// The policy's overhead for this envelope, as the pipeline sets it.
+    fn overhead(&self) -> RequestOverhead {
+        let one = request_overhead(self.encoding, &self.resource, &self.scope, 1);
+        let two = request_overhead(self.encoding, &self.resource, &self.scope, 2);
+        RequestOverhead { fixed: one - (two - one), per_record: two - one }
+    }
+
+    /// The uncompressed request for `records`.
+    fn plain(&self, records: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_request(self.encoding, &self.resource, &self.scope, records.iter().map(Vec::as_slice), &mut out);
+        out
+    }
+}
+
+fn gunzip(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body).read_to_end(&mut out).expect("a valid gzip body");
+    out
 }
 
 impl Sim {
@@ -68,10 +120,18 @@ impl Sim {
             persist: pick(0, 1) == 1,
             ..ExportConfig::default()
         };
-        let config = ExportConfig {
+        let mut config = ExportConfig {
             jitter_seed: seed,
             ..config
         };
+        // Odd seeds: compressed, with a small envelope so that tiny budgets
+        // still take some requests.
+        let compressed = (seed % 2 == 1).then(|| {
+            let encoding = if seed % 4 == 1 { Encoding::Protobuf } else { Encoding::Json };
+            let c = Compressed::new(encoding, Resource::default());
+            config.overhead = c.overhead();
+            c
+        });
         let policy = ExportPolicy::new(config.clone());
         let persist = config.persist;
         Sim {
@@ -90,6 +150,9 @@ impl Sim {
             online: true,
             persist,
             stored_spans: 0,
+            compressed,
+            gzip_requests: 0,
+            plain_requests: 0,
         }
     }
 
@@ -103,7 +166,15 @@ impl Sim {
             _ => 4 + self.below(120) as usize,
         };
         let mut record = self.next_span.to_le_bytes().to_vec();
-        record.resize(len, 0xab);
+        if self.below(3) == 0 {
+            // incompressible
+            while record.len() < len {
+                record.extend_from_slice(&self.rng.next_u64().to_le_bytes());
+            }
+            record.truncate(len);
+        } else {
+            record.resize(len, 0xab);
+        }
         self.next_span += 1;
         // Like the pipeline: half the time ask first whether the span would be
         // dropped anyway (then it is never encoded, and counted the same).
@@ -116,16 +187,41 @@ impl Sim {
     /// Takes every due transmit, checking it; beacons are answered at once,
     /// as `sendBeacon` does.
     fn poll(&mut self, beacon_accepts: bool) {
-        while let Some(t) = self.policy.poll_transmit(self.now) {
+        loop {
+            let t = match &mut self.compressed {
+                Some(c) => {
+                    c.bodies.forget();
+                    self.policy.poll_transmit_sized(self.now, &mut c.bodies)
+                }
+                None => self.policy.poll_transmit(self.now),
+            };
+            let Some(t) = t else { break };
             let records = self.policy.records(t.id);
             assert_eq!(records.len(), t.spans);
             assert!(t.spans >= 1 && t.spans <= self.config.max_batch_spans);
             let sum: usize = records.iter().map(Vec::len).sum();
-            assert_eq!(
-                t.bytes,
-                self.config.overhead.request_bytes(t.spans, sum),
-                "exact size"
-            );
+            // Uncompressed, the plain request's size; with the policy's
+            // (protobuf: upper-bound) overhead when not compressed.
+            let mut plain_bytes = self.config.overhead.request_bytes(t.spans, sum);
+            match &mut self.compressed {
+                None => assert_eq!(t.bytes, plain_bytes, "exact size"),
+                Some(c) => {
+                    let (resource, scope) = (c.resource.clone(), c.scope.clone());
+                    let (body, gzip) = c.bodies.build(&t, records, &resource, &scope);
+                    assert_eq!(body.len(), t.bytes, "the policy accounts the bytes sent");
+                    let plain = c.plain(records);
+                    plain_bytes = plain.len();
+                    if gzip {
+                        assert_ne!(t.transport, Transport::Beacon, "beacons cannot say Content-Encoding");
+                        assert!(body.len() < plain.len(), "gzip'd only when smaller");
+                        assert_eq!(gunzip(&body), plain);
+                        self.gzip_requests += 1;
+                    } else {
+                        assert_eq!(body, plain);
+                        self.plain_requests += 1;
+                    }
+                }
+            }
             let ids: Vec<u32> = records
                 .iter()
                 .map(|r| u32::from_le_bytes([r[0], r[1], r[2], r[3]]))
@@ -155,8 +251,8 @@ impl Sim {
                         assert!(sending < self.config.max_concurrent_requests);
                     } else {
                         assert!(
-                            (t.spans == 1 && t.bytes > budget) || self.beacons_refused_seen,
-                            "plain fetch when hidden: too big for keepalive, or after a refused beacon"
+                            (t.spans == 1 && plain_bytes > budget) || self.beacons_refused_seen,
+                            "plain fetch when hidden: too big for keepalive or a beacon, or after a refused beacon"
                         );
                     }
                 }
@@ -308,7 +404,12 @@ impl Sim {
             98 if self.below(4) == 0 => self.policy.shutdown(self.now),
             99 if self.below(4) == 0 => {
                 // The resource changed: new framing overhead.
-                let (fixed, per_record) = (self.below(40) as usize, self.below(5) as usize);
+                let (mut fixed, mut per_record) = (self.below(40) as usize, self.below(5) as usize);
+                if let Some(c) = &mut self.compressed {
+                    c.resource = Resource { attributes: vec![KeyValue::new("k", "v".repeat(fixed))] };
+                    c.bodies.set_envelope(&c.resource, &c.scope);
+                    RequestOverhead { fixed, per_record } = c.overhead();
+                }
                 self.config.overhead = RequestOverhead { fixed, per_record };
                 self.policy.set_request_overhead(fixed, per_record);
             }
@@ -362,6 +463,7 @@ fn seed_bytes(seed: u64) -> [u8; 32] {
 #[test]
 fn random_scenarios_conserve_spans_and_respect_limits() {
     let mut totals = [0u64; 6];
+    let mut bodies = [0u64; 2];
     for seed in 0..SCENARIOS {
         let mut sim = Sim::new(seed);
         for _ in 0..STEPS {
@@ -375,7 +477,10 @@ fn random_scenarios_conserve_spans_and_respect_limits() {
         totals[3] += s.dropped_total();
         totals[4] += s.persisted;
         totals[5] += s.dropped_persist_failed;
+        bodies[0] += sim.gzip_requests;
+        bodies[1] += sim.plain_requests;
     }
+    assert!(bodies.iter().all(|&n| n > 100), "compressed scenarios: gzip'd and plain requests {bodies:?}");
     // The scenarios really exercise the paths they claim to.
     assert!(
         totals.iter().all(|&t| t > 100),
@@ -401,4 +506,77 @@ proptest! {
     ) {
         let _ = parse_retry_after(&format!("{day}, {d} {mon} {y} {t} GMT"), now);
     }
+}
+
+/// The bench's page-hide scenario, through the whole pipeline: 1000 spans
+/// of the bench's shape end in a burst on a page whose uplink is too slow
+/// to finish anything, then the page hides. Everything must leave by
+/// keepalive (the only transport that survives the unload) within the
+/// 60 000-byte budget. Uncompressed, about a fifth fits; gzip'd, all of it.
+/// (`-- --nocapture` prints the figures.)
+#[test]
+fn page_hide_fits_five_times_more_spans_gzipped() {
+    use tracelink::core::pipeline::{Pipeline, PipelineConfig};
+    use tracelink::core::span::SpanKind;
+    use tracelink::core::tracer::Parent;
+
+    let run = |encoding: Encoding, compress: bool| {
+        let mut config = PipelineConfig::new("bench-app", Some("1.0.0"), "webjs");
+        config.encoding = encoding;
+        config.compress = compress;
+        let mut p = Pipeline::new(config, IdGenerator::from_seed([3; 32]));
+        let queued = |p: &Pipeline| p.stats_fields().iter().find(|(k, _)| *k == "queued").unwrap().1;
+        let (mut keepalive_spans, mut keepalive_bytes, mut other_spans) = (0, 0, 0);
+        let mut take = |p: &mut Pipeline| {
+            loop {
+                let before = queued(p);
+                let Some(req) = p.poll_request(0) else { break };
+                let spans = before - queued(p);
+                assert_eq!(req.gzip, req.body.starts_with(&[0x1f, 0x8b]));
+                if req.transport == Transport::FetchKeepalive {
+                    keepalive_spans += spans;
+                    keepalive_bytes += req.body.len();
+                } else {
+                    other_spans += spans; // a beacon or plain fetch: lost at unload
+                }
+            }
+        };
+        let t0 = 1_764_000_000_123_455_000u64;
+        for i in 0..1000u64 {
+            let t = t0 + i * 9_000 / 5_000 * 5_000;
+            let h = p.tracer.start_span("bench.op", SpanKind::Internal, Parent::Root, t);
+            for kv in [
+                KeyValue::new("app.name", "checkout"),
+                KeyValue::new("app.items", i as i64),
+                KeyValue::new("app.ratio", 0.25),
+                KeyValue::new("app.cached", false),
+                KeyValue::new("http.route", "/api/items/:id"),
+                KeyValue::new("app.step", "validate"),
+                KeyValue::new("app.count", i as i64),
+                KeyValue::new("app.ok", true),
+            ] {
+                p.tracer.set_attribute(h, kv);
+            }
+            p.tracer.add_event(h, "e", t + 5_000, vec![KeyValue::new("k", "v")]);
+            p.end_span(h, t + 5_000, 0, false);
+            take(&mut p); // as the agent does after every end
+        }
+        p.page_hidden(0);
+        take(&mut p);
+        assert!(keepalive_bytes <= 60_000, "{keepalive_bytes}");
+        println!(
+            "{encoding:?}, gzip {compress}: {keepalive_spans} of 1000 spans by keepalive ({keepalive_bytes} bytes, {:.1} B/span), {other_spans} by beacon or plain fetch",
+            keepalive_bytes as f64 / keepalive_spans as f64
+        );
+        keepalive_spans
+    };
+    // Protobuf, the default: 228 spans fit uncompressed, all 1000 gzip'd.
+    let plain = run(Encoding::Protobuf, false);
+    assert!(plain < 250, "protobuf uncompressed: {plain} spans fit");
+    assert_eq!(run(Encoding::Protobuf, true), 1000, "protobuf gzip'd: every span fits");
+    // JSON: 81 uncompressed; gzip'd (fixed Huffman codes spend 8 bits on
+    // each hex digit of the ids) about 700.
+    let plain = run(Encoding::Json, false);
+    let gzipped = run(Encoding::Json, true);
+    assert!(gzipped >= 5 * plain, "JSON: {gzipped} gzip'd vs {plain} uncompressed");
 }

@@ -54,6 +54,7 @@ fn pipeline_encodes_and_batches_on_wasm() {
     for encoding in [Encoding::Protobuf, Encoding::Json] {
         let mut config = PipelineConfig::new("wasm-test", Some("1.0.0"), "rust");
         config.encoding = encoding;
+        config.compress = false;
         let mut p = Pipeline::new(config, IdGenerator::from_entropy().unwrap());
         let root = p.tracer.start_span("op", SpanKind::Internal, Parent::Root, now_nanos());
         let child = p.tracer.start_span("GET", SpanKind::Client, Parent::Local(root), now_nanos());

@@ -18,7 +18,8 @@
 //!    is queued.
 //! 2. **Queued.** Records leave in arrival order, in requests of at most
 //!    `max_batch_spans` records and `max_batch_bytes` bytes (records plus the
-//!    request framing, so the size is exact). A request leaves as soon as a
+//!    request framing, so the size is exact; or, with a [`RequestSizer`], the
+//!    bytes the driver will send, e.g. gzip'd). A request leaves as soon as a
 //!    full batch is queued, or as soon as the queue holds a keepalive budget's
 //!    worth of bytes (so an unloading page never has more waiting than one
 //!    keepalive request can carry); a partial batch leaves `schedule_delay_ms`
@@ -266,8 +267,48 @@ pub struct Transmit {
     pub transport: Transport,
     /// Number of span records in it.
     pub spans: usize,
-    /// Exact body size: the records plus [`RequestOverhead`].
+    /// Exact body size on the wire: the records plus [`RequestOverhead`], or
+    /// what the [`RequestSizer`] measured.
     pub bytes: usize,
+}
+
+/// Measures requests for the policy: how many bytes a request made of the
+/// first records of the queue takes on the wire (framed, and compressed if
+/// the driver compresses). The policy calls [`begin`](RequestSizer::begin),
+/// then [`add`](RequestSizer::add) with each record in order until the
+/// request is full; it keeps the largest prefix that fits its limit.
+///
+/// [`ExportPolicy::poll_transmit`] sizes requests as uncompressed records
+/// plus [`RequestOverhead`]; a driver that compresses passes its own sizer
+/// to [`ExportPolicy::poll_transmit_sized`], so the keepalive budget counts
+/// the bytes actually sent. Batch triggers and the queue bounds keep using
+/// uncompressed record bytes (an upper bound on the wire size, and what
+/// memory holds).
+pub trait RequestSizer {
+    /// Starts measuring a new request to be sent by `transport`.
+    fn begin(&mut self, transport: Transport);
+    /// Adds the next record; returns the wire size of the request holding
+    /// every record added since [`begin`](RequestSizer::begin).
+    fn add(&mut self, record: &[u8]) -> usize;
+}
+
+/// Uncompressed sizing: the records plus [`RequestOverhead`].
+struct Framed {
+    overhead: RequestOverhead,
+    count: usize,
+    bytes: usize,
+}
+
+impl RequestSizer for Framed {
+    fn begin(&mut self, _: Transport) {
+        (self.count, self.bytes) = (0, 0);
+    }
+
+    fn add(&mut self, record: &[u8]) -> usize {
+        self.count += 1;
+        self.bytes += record.len();
+        self.overhead.request_bytes(self.count, self.bytes)
+    }
 }
 
 /// What became of a [`Transmit`], as the driver saw it.
@@ -535,8 +576,19 @@ impl ExportPolicy {
     }
 
     /// The next request to send, if one is due: call in a loop until `None`.
+    /// Sizes requests uncompressed (records plus [`RequestOverhead`]).
     #[must_use = "the request is in flight until its outcome is reported"]
     pub fn poll_transmit(&mut self, now: u64) -> Option<Transmit> {
+        let mut sizer = Framed { overhead: self.config.overhead, count: 0, bytes: 0 };
+        self.poll_transmit_sized(now, &mut sizer)
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) with requests measured by
+    /// `sizer` (e.g. compressed). Within one call every measurement starts
+    /// at the head of the queue, and the last one covers the records of the
+    /// returned transmit (so the sizer may keep the body it built).
+    #[must_use = "the request is in flight until its outcome is reported"]
+    pub fn poll_transmit_sized(&mut self, now: u64, sizer: &mut dyn RequestSizer) -> Option<Transmit> {
         self.expire(now);
         // Records whose attempts ran out wait at the head: to the store at once.
         let mut exhausted = 0;
@@ -544,7 +596,8 @@ impl ExportPolicy {
             exhausted += 1;
         }
         if exhausted > 0 {
-            return Some(self.send(Transport::Persist, exhausted.min(self.fit(self.config.max_batch_bytes))));
+            let (count, bytes) = self.fit_upto(sizer, Transport::Persist, self.config.max_batch_bytes, exhausted);
+            return Some(self.send(Transport::Persist, count.max(1), bytes));
         }
         if self.queue.is_empty() {
             return None;
@@ -555,21 +608,21 @@ impl ExportPolicy {
                 return None;
             }
             let limit = self.config.keepalive_budget_bytes.min(self.config.max_batch_bytes);
-            let count = match self.fit(limit) {
-                0 => self.fit(self.config.max_batch_bytes),
-                n => n,
+            let (count, bytes) = match self.fit(sizer, Transport::Persist, limit) {
+                (0, _) => self.fit(sizer, Transport::Persist, self.config.max_batch_bytes),
+                fit => fit,
             };
-            return (count > 0).then(|| self.send(Transport::Persist, count));
+            return (count > 0).then(|| self.send(Transport::Persist, count, bytes));
         }
         if self.paused_until.is_some() {
             return None;
         }
-        let (transport, count) = if self.hidden {
-            self.plan_urgent()?
+        let (transport, count, bytes) = if self.hidden {
+            self.plan_urgent(sizer)
         } else {
-            self.plan_normal()?
+            self.plan_normal(sizer)?
         };
-        Some(self.send(transport, count))
+        Some(self.send(transport, count, bytes))
     }
 
     /// When the driver should call [`handle_timeout`](Self::handle_timeout)
@@ -773,63 +826,87 @@ impl ExportPolicy {
     }
 
     /// Normal mode: a full batch, or anything when draining, by plain fetch.
-    fn plan_normal(&self) -> Option<(Transport, usize)> {
+    fn plan_normal(&self, sizer: &mut dyn RequestSizer) -> Option<(Transport, usize, usize)> {
+        // Requests to the store do not hold a connection.
         let sending = self.in_flight.iter().filter(|r| r.transport != Transport::Persist).count();
         if sending >= self.config.max_concurrent_requests {
             return None;
         }
+        // (Uncompressed bytes in batch_due: an upper bound that needs no measuring.)
         if !(self.batch_due() || self.draining) {
             return None;
         }
         // Batches that fit the free keepalive budget go keepalive: a request
         // in flight when the page unloads then still completes.
         let budget = self.config.keepalive_budget_bytes.saturating_sub(self.keepalive_bytes);
-        match self.fit(budget.min(self.config.max_batch_bytes)) {
-            0 => Some((Transport::Fetch, self.fit(self.config.max_batch_bytes))),
-            n => Some((Transport::FetchKeepalive, n)),
+        let limit = budget.min(self.config.max_batch_bytes);
+        if let (n @ 1.., bytes) = self.fit(sizer, Transport::FetchKeepalive, limit) {
+            return Some((Transport::FetchKeepalive, n, bytes));
         }
+        // Every queued record fits `max_batch_bytes` uncompressed, but a
+        // sizer may add a few bytes (gzip's framing): send at least one.
+        let (count, bytes) = self.fit(sizer, Transport::Fetch, self.config.max_batch_bytes);
+        Some((Transport::Fetch, count.max(1), bytes))
     }
 
     /// Page-hidden mode: everything, keepalive while the budget lasts, then
     /// beacons until one is refused, then plain fetch (best effort: it may
     /// complete before the page goes, and if the page stays, it simply works).
-    fn plan_urgent(&self) -> Option<(Transport, usize)> {
+    fn plan_urgent(&self, sizer: &mut dyn RequestSizer) -> (Transport, usize, usize) {
         let budget = self.config.keepalive_budget_bytes;
-        let count = self.fit(budget.saturating_sub(self.keepalive_bytes));
+        let (count, bytes) = self.fit(sizer, Transport::FetchKeepalive, budget.saturating_sub(self.keepalive_bytes));
         if count > 0 {
-            return Some((Transport::FetchKeepalive, count));
+            return (Transport::FetchKeepalive, count, bytes);
         }
-        let first = self.queue.front()?.record.len();
-        if self.config.overhead.request_bytes(1, first) > budget {
-            // Can never go keepalive: best effort by plain fetch.
-            return Some((Transport::Fetch, 1));
+        // `bytes` is the first record alone. More than any keepalive request
+        // may carry, or than a beacon may (a beacon may be sized differently,
+        // e.g. uncompressed): it goes alone by plain fetch, best effort.
+        if bytes > budget {
+            return self.fit_one(sizer, Transport::Fetch);
         }
         if self.beacons_refused {
-            return Some((Transport::Fetch, self.fit(self.config.max_batch_bytes)));
+            let (count, bytes) = self.fit(sizer, Transport::Fetch, self.config.max_batch_bytes);
+            return (Transport::Fetch, count.max(1), bytes);
         }
-        Some((Transport::Beacon, self.fit(budget)))
+        match self.fit(sizer, Transport::Beacon, budget) {
+            (0, _) => self.fit_one(sizer, Transport::Fetch),
+            (n, bytes) => (Transport::Beacon, n, bytes),
+        }
     }
 
-    /// How many records from the head of the queue fit one request of at most
-    /// `limit` bytes and `max_batch_spans` spans.
-    fn fit(&self, limit: usize) -> usize {
-        let mut count = 0;
-        let mut bytes = 0;
-        for q in &self.queue {
-            let next = bytes + q.record.len();
-            if count == self.config.max_batch_spans
-                || self.config.overhead.request_bytes(count + 1, next) > limit
-            {
+    /// How many records from the head of the queue fit one request sent by
+    /// `transport` of at most `limit` bytes and `max_batch_spans` spans, and
+    /// that request's size; `(0, size of the first record alone)` if none.
+    fn fit(&self, sizer: &mut dyn RequestSizer, transport: Transport, limit: usize) -> (usize, usize) {
+        self.fit_upto(sizer, transport, limit, self.config.max_batch_spans)
+    }
+
+    /// [`fit`](Self::fit) over at most `max_count` records.
+    fn fit_upto(&self, sizer: &mut dyn RequestSizer, transport: Transport, limit: usize, max_count: usize) -> (usize, usize) {
+        sizer.begin(transport);
+        let (mut count, mut bytes) = (0, 0);
+        for q in self.queue.iter().take(self.config.max_batch_spans.min(max_count)) {
+            let next = sizer.add(&q.record);
+            if next > limit {
+                if count == 0 {
+                    bytes = next;
+                }
                 break;
             }
             count += 1;
             bytes = next;
         }
-        count
+        (count, bytes)
     }
 
-    /// Moves `count` records from the queue into a new in-flight request.
-    fn send(&mut self, transport: Transport, count: usize) -> Transmit {
+    /// The first record alone, sent by `transport`.
+    fn fit_one(&self, sizer: &mut dyn RequestSizer, transport: Transport) -> (Transport, usize, usize) {
+        (transport, 1, self.fit(sizer, transport, 0).1)
+    }
+
+    /// Moves `count` records from the queue into a new in-flight request of
+    /// `bytes` bytes on the wire.
+    fn send(&mut self, transport: Transport, count: usize, bytes: usize) -> Transmit {
         let mut records = Vec::with_capacity(count);
         let mut failures = Vec::with_capacity(count);
         let mut record_bytes = 0;
@@ -841,7 +918,6 @@ impl ExportPolicy {
         self.queue_bytes -= record_bytes;
         self.in_flight_spans += count;
         self.in_flight_bytes += record_bytes;
-        let bytes = self.config.overhead.request_bytes(count, record_bytes);
         if transport == Transport::FetchKeepalive {
             self.keepalive_bytes += bytes;
         }

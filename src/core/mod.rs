@@ -13,14 +13,18 @@
 //! - [`baggage`]: W3C `baggage`
 //! - [`sampler`]: parent-based, trace-id-ratio sampling
 //! - [`otlp`]: OTLP/HTTP encoders (protobuf and JSON)
+//! - [`gzip`]: a small synchronous gzip encoder for request bodies
+//! - [`body`]: records framed (and gzip'd) into request bodies, measured for the policy
 //! - [`export`]: the batch, retry and flush policy
 //! - [`tracer`]: live spans, context, sampling and hand-off to export
 //! - [`pipeline`]: tracer + encoder + export policy as one sans-IO client
 //! - [`clock_skew`]: the client clock's offset from the server's, from traced responses
 
 pub mod baggage;
+pub mod body;
 pub mod clock_skew;
 pub mod export;
+pub mod gzip;
 pub mod id;
 pub mod otlp;
 pub mod pipeline;

@@ -3,12 +3,15 @@
 //! [`Pipeline`] joins the [`Tracer`] (live spans), the OTLP encoder and the
 //! export policy. A span is encoded once, when it ends, into a record; the
 //! policy queues records and decides when to send which; the pipeline frames
-//! the chosen records into a request body. The platform layer only moves
-//! those bodies over the network, reports what happened, and keeps a timer
-//! for [`Pipeline::poll_timeout`]. Everything here is driven by times passed
-//! in, so host tests replay any scenario deterministically.
+//! the chosen records into a request body, gzip'd when that is on and smaller
+//! (`core::body`; the policy's byte limits count the bytes actually sent).
+//! The platform layer only moves those bodies over the network, reports what
+//! happened, and keeps a timer for [`Pipeline::poll_timeout`]. Everything
+//! here is driven by times passed in, so host tests replay any scenario
+//! deterministically.
 
 use super::baggage::Baggage;
+use super::body::BodyBuilder;
 use super::clock_skew::{self, ClockSample, ClockSkew, TraceOffsets};
 use super::export::{ExportConfig, ExportPolicy, Outcome, Transport};
 use super::id::IdGenerator;
@@ -23,17 +26,20 @@ pub struct PipelineConfig {
     pub tracer: TracerConfig,
     pub export: ExportConfig,
     pub encoding: Encoding,
+    /// gzip fetch bodies (`Content-Encoding: gzip`) when that is smaller.
+    pub compress: bool,
     pub resource: Resource,
     pub scope: Scope,
 }
 
 impl PipelineConfig {
-    /// Defaults for a service: protobuf, sample everything, OTel-like limits.
+    /// Defaults for a service: protobuf, gzip'd, sample everything, OTel-like limits.
     pub fn new(service_name: &str, service_version: Option<&str>, sdk_language: &str) -> PipelineConfig {
         PipelineConfig {
             tracer: TracerConfig::default(),
             export: ExportConfig::default(),
             encoding: Encoding::Protobuf,
+            compress: true,
             resource: Resource::new(service_name, service_version, sdk_language),
             scope: Scope { name: "tracelink".into(), version: env!("CARGO_PKG_VERSION").into() },
         }
@@ -52,6 +58,9 @@ pub struct Request {
     pub id: u64,
     /// The complete OTLP request body.
     pub body: Vec<u8>,
+    /// The body is gzip'd: send it with `Content-Encoding: gzip`. Never
+    /// for beacons.
+    pub gzip: bool,
     pub transport: Transport,
     /// Spans in it (a store keeps the count with the body).
     pub spans: usize,
@@ -108,6 +117,7 @@ pub struct Pipeline {
     record_capacity: usize,
     clock: ClockSkew,
     trace_offsets: TraceOffsets,
+    bodies: BodyBuilder,
 }
 
 impl Pipeline {
@@ -125,6 +135,7 @@ impl Pipeline {
             record_capacity: 256,
             clock: ClockSkew::new(),
             trace_offsets: TraceOffsets::default(),
+            bodies: BodyBuilder::new(config.encoding, config.compress),
         };
         p.update_overhead();
         p
@@ -137,6 +148,7 @@ impl Pipeline {
         let two = otlp::request_overhead(self.encoding, &self.resource, &self.scope, 2);
         let per_record = two.saturating_sub(one);
         self.policy.set_request_overhead(one.saturating_sub(per_record), per_record);
+        self.bodies.set_envelope(&self.resource, &self.scope);
     }
 
     /// The wire encoding.
@@ -202,16 +214,11 @@ impl Pipeline {
 
     /// The next request to send now, if any (call until `None`).
     pub fn poll_request(&mut self, now_ms: u64) -> Option<Request> {
-        let t = self.policy.poll_transmit(now_ms)?;
-        let mut body = Vec::with_capacity(t.bytes);
-        otlp::encode_request(
-            self.encoding,
-            &self.resource,
-            &self.scope,
-            self.policy.records(t.id).iter().map(Vec::as_slice),
-            &mut body,
-        );
-        Some(Request { id: t.id, body, transport: t.transport, spans: t.spans })
+        self.bodies.forget();
+        let t = self.policy.poll_transmit_sized(now_ms, &mut self.bodies)?;
+        let (body, gzip) = self.bodies.build(&t, self.policy.records(t.id), &self.resource, &self.scope);
+        debug_assert_eq!(body.len(), t.bytes);
+        Some(Request { id: t.id, body, gzip, transport: t.transport, spans: t.spans })
     }
 
     /// Reports what became of request `id` (`now_unix_ms` resolves

@@ -41,7 +41,8 @@ extern "C" {
     /// Monotonic milliseconds (`performance.now()`).
     fn now() -> f64;
     /// Sends request `id` of `spans` spans: `len` bytes at `ptr`, transport 0
-    /// fetch | 1 keepalive | 2 beacon | 3 store it (answer with `tl_persisted`).
+    /// fetch | 1 keepalive | 2 beacon | 3 store it (answer with `tl_persisted`),
+    /// plus 8 when the body is gzip'd (send `Content-Encoding: gzip`).
     /// Returns 1 when handed over (a beacon: accepted), else 0.
     fn send(id: f64, ptr: *const u8, len: usize, transport: u32, spans: u32) -> u32;
     /// Wake `tl_timer` in `ms` milliseconds; -1 cancels.
@@ -121,7 +122,8 @@ pub extern "C" fn tl_io(len: usize) -> *mut u8 {
 }
 
 /// Sets up tracing. io: 32 seed bytes, then the service name, version and
-/// SDK language (lengths given). `flags`: 1 JSON encoding, 2 console export.
+/// SDK language (lengths given). `flags`: 1 JSON encoding, 2 console export,
+/// 8 gzip request bodies (where smaller; never beacons or stored bodies).
 /// Returns 1, or 0 when this build lacks what `flags` asks for.
 #[no_mangle]
 pub extern "C" fn tl_init(
@@ -143,6 +145,7 @@ pub extern "C" fn tl_init(
         }
     }
     let _ = Encoding::Protobuf;
+    config.compress = flags & 8 != 0;
     config.set_sample_ratio(sample_ratio);
     if schedule_ms >= 0.0 {
         config.export.schedule_delay_ms = schedule_ms as u64;
@@ -396,6 +399,7 @@ fn drive(s: &mut State, now: u64) {
             Transport::Beacon => 2,
             Transport::Persist => 3,
         };
+        let transport = transport | if req.gzip { 8 } else { 0 };
         let spans = u32::try_from(req.spans).unwrap_or(u32::MAX);
         // SAFETY: JS copies the body out of linear memory before returning.
         let handed = unsafe { send(req.id as f64, req.body.as_ptr(), req.body.len(), transport, spans) } != 0;

@@ -149,6 +149,12 @@ impl Rotel {
             .unwrap_or_else(|e| panic!("POST {path} to rotel failed: {e}\nrotel output:\n{}", self.output()))
     }
 
+    /// POSTs `body` to `path` with these headers (`Content-Type` among them).
+    pub fn post_with(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+        http_post_with(self.http, path, headers, body)
+            .unwrap_or_else(|e| panic!("POST {path} to rotel failed: {e}\nrotel output:\n{}", self.output()))
+    }
+
     /// The spans the processor has written so far (complete lines only).
     pub fn spans(&self) -> Vec<Json> {
         let text = fs::read_to_string(self.dir.join("spans.jsonl")).unwrap_or_default();
@@ -270,12 +276,18 @@ fn free_port() -> SocketAddr {
 
 /// A minimal HTTP/1.1 POST: one request per connection, `Connection: close`.
 pub fn http_post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
+    http_post_with(addr, path, &[("Content-Type", content_type)], body)
+}
+
+/// [`http_post`] with any request headers.
+pub fn http_post_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     let mut response = Vec::new();

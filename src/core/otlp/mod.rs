@@ -125,6 +125,64 @@ pub fn encoded_request_len(enc: Encoding, resource: &Resource, scope: &Scope, n:
     }
 }
 
+/// The request envelope of one resource and scope, measured once: what
+/// [`encode_request`] writes around records, without re-encoding it for
+/// every size asked (the export policy asks once per record it considers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Envelope {
+    encoding: Encoding,
+    /// Protobuf: the `resource` field's length; JSON: the whole head's.
+    resource_len: usize,
+    /// Protobuf: the `scope` field's length.
+    scope_len: usize,
+}
+
+impl Envelope {
+    /// Measures the envelope of `resource` and `scope` in `enc`.
+    pub fn new(enc: Encoding, resource: &Resource, scope: &Scope) -> Envelope {
+        let (resource_len, scope_len) = match enc {
+            Encoding::Protobuf => {
+                let (r, s) = proto::envelope_fields(resource, scope);
+                (r.len(), s.len())
+            }
+            Encoding::Json => (json::request_head(resource, scope).len(), 0),
+        };
+        Envelope { encoding: enc, resource_len, scope_len }
+    }
+
+    /// The length of [`request_head`] for records (and separators) totalling `records_len` bytes.
+    pub fn head_len(&self, records_len: usize) -> usize {
+        match self.encoding {
+            Encoding::Protobuf => proto::head_len(self.resource_len, self.scope_len, records_len),
+            Encoding::Json => self.resource_len,
+        }
+    }
+
+    /// What goes between two records.
+    pub fn separator(&self) -> &'static [u8] {
+        match self.encoding {
+            Encoding::Protobuf => b"",
+            Encoding::Json => b",",
+        }
+    }
+
+    /// What follows the last record.
+    pub fn tail(&self) -> &'static [u8] {
+        match self.encoding {
+            Encoding::Protobuf => b"",
+            Encoding::Json => json::REQUEST_TAIL,
+        }
+    }
+}
+
+/// What [`encode_request`] writes before the records, for records (and
+/// separators) totalling `records_len` bytes. Then come the records, each
+/// after the first preceded by [`Envelope::separator`], then
+/// [`Envelope::tail`].
+pub fn request_head(enc: Encoding, resource: &Resource, scope: &Scope, records_len: usize) -> Vec<u8> {
+    frame(enc, resource, scope, records_len).0
+}
+
 /// Convenience: a whole request over freshly encoded `spans`.
 pub fn encode_spans(enc: Encoding, resource: &Resource, scope: &Scope, spans: &[SpanData]) -> Vec<u8> {
     let records: Vec<Vec<u8>> = spans
@@ -270,6 +328,12 @@ mod tests {
                 encode_request(enc, &resource, &scope, records.iter().map(Vec::as_slice), &mut out);
                 let len = out.len() - 1;
                 assert_eq!(len, encoded_request_len(enc, &resource, &scope, n, records_len), "{enc:?} n={n}");
+                let envelope = Envelope::new(enc, &resource, &scope);
+                let separators = envelope.separator().len() * n.saturating_sub(1);
+                let head = request_head(enc, &resource, &scope, records_len + separators);
+                assert_eq!(head.len(), envelope.head_len(records_len + separators), "{enc:?} n={n}");
+                assert_eq!(len, head.len() + records_len + separators + envelope.tail().len(), "{enc:?} n={n}");
+                assert!(out[1..].starts_with(&head) && out.ends_with(envelope.tail()));
                 let bound = records_len + request_overhead(enc, &resource, &scope, n);
                 match enc {
                     Encoding::Json => assert_eq!(bound, len, "n={n}"),

@@ -153,6 +153,13 @@ pub(super) fn request_head(resource: &Resource, scope: &Scope, records_len: usiz
     head
 }
 
+/// [`request_head`]'s length, from the lengths of [`envelope_fields`].
+pub(super) fn head_len(resource_field: usize, scope_field: usize, records_len: usize) -> usize {
+    let scope_spans_len = scope_field + records_len;
+    let resource_spans_len = resource_field + 1 + varint_len(scope_spans_len as u64) + scope_spans_len;
+    resource_spans_len - records_len + 1 + varint_len(resource_spans_len as u64)
+}
+
 /// [`request_head`]'s length with both variable length prefixes counted at
 /// their maximum: exact to within 8 bytes.
 pub(super) fn max_overhead(resource: &Resource, scope: &Scope) -> usize {
@@ -162,7 +169,7 @@ pub(super) fn max_overhead(resource: &Resource, scope: &Scope) -> usize {
 
 /// The `ResourceSpans.resource` and `ScopeSpans.scope` fields, each left out
 /// when empty.
-fn envelope_fields(resource: &Resource, scope: &Scope) -> (Vec<u8>, Vec<u8>) {
+pub(super) fn envelope_fields(resource: &Resource, scope: &Scope) -> (Vec<u8>, Vec<u8>) {
     let mut r = Vec::new();
     if !resource.attributes.is_empty() {
         let m = begin(&mut r, 1);
