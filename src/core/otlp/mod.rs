@@ -145,6 +145,7 @@ impl Envelope {
                 let (r, s) = proto::envelope_fields(resource, scope);
                 (r.len(), s.len())
             }
+            #[cfg(feature = "json")]
             Encoding::Json => (json::request_head(resource, scope).len(), 0),
         };
         Envelope { encoding: enc, resource_len, scope_len }
@@ -154,6 +155,7 @@ impl Envelope {
     pub fn head_len(&self, records_len: usize) -> usize {
         match self.encoding {
             Encoding::Protobuf => proto::head_len(self.resource_len, self.scope_len, records_len),
+            #[cfg(feature = "json")]
             Encoding::Json => self.resource_len,
         }
     }
@@ -162,6 +164,7 @@ impl Envelope {
     pub fn separator(&self) -> &'static [u8] {
         match self.encoding {
             Encoding::Protobuf => b"",
+            #[cfg(feature = "json")]
             Encoding::Json => b",",
         }
     }
@@ -170,6 +173,7 @@ impl Envelope {
     pub fn tail(&self) -> &'static [u8] {
         match self.encoding {
             Encoding::Protobuf => b"",
+            #[cfg(feature = "json")]
             Encoding::Json => json::REQUEST_TAIL,
         }
     }
