@@ -16,9 +16,13 @@
 //! - [`export`]: the batch, retry and flush policy
 //! - [`tracer`]: live spans, context, sampling and hand-off to export
 //! - [`pipeline`]: tracer + encoder + export policy as one sans-IO client
+//! - `http_span` (feature `opentelemetry`): the traced fetch's CLIENT span
+//!   and the propagation allowlist
 
 pub mod baggage;
 pub mod export;
+#[cfg(feature = "opentelemetry")]
+pub mod http_span;
 pub mod id;
 pub mod otlp;
 pub mod pipeline;

@@ -1,0 +1,2 @@
+//! The OpenTelemetry API (feature `opentelemetry`) on wasm32.
+#![cfg(target_arch = "wasm32")]
