@@ -6,12 +6,27 @@
 //!   entry (`pkg/tracelink.js`) calls: spans in, OTLP requests out through
 //!   host callbacks (send, set timer)
 //!
+//! With the `opentelemetry` feature, the same pipeline driven from Rust
+//! (for Rust apps; see `crate::otel`):
+//! - `driver`: the pipeline with its transport, timer and lifecycle
+//! - `transport`: OTLP bodies out by `fetch` (keepalive) and `sendBeacon`
+//! - `timer`: a re-armable `setTimeout`
+//! - `lifecycle`: `pagehide` / `visibilitychange` listeners
+//!
 //! Everything JS is bound on the global scope (`globalThis`), never `window`,
 //! so the same module runs in pages, Workers, Deno, Bun and Node.
 
 #[cfg(feature = "js-agent")]
 pub mod agent;
 pub mod clock;
+#[cfg(feature = "opentelemetry")]
+pub mod driver;
+#[cfg(feature = "opentelemetry")]
+pub mod lifecycle;
+#[cfg(feature = "opentelemetry")]
+pub mod timer;
+#[cfg(feature = "opentelemetry")]
+pub mod transport;
 
 #[cfg(feature = "js-agent")]
 pub use agent::Agent;
