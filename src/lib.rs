@@ -15,3 +15,9 @@ pub mod core;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
+
+#[cfg(feature = "opentelemetry")]
+pub use otel::*;

@@ -28,7 +28,13 @@ pub enum PageState {
 /// Listeners for [`PageState`] changes; see the module docs.
 #[must_use = "the listeners are removed when PageLifecycle is dropped"]
 pub struct PageLifecycle {
-    listeners: Vec<(EventTarget, &'static str, Closure<dyn FnMut()>)>,
+    listeners: Vec<Listener>,
+}
+
+struct Listener {
+    target: EventTarget,
+    event: &'static str,
+    callback: Closure<dyn FnMut()>,
 }
 
 fn global_property(name: &str) -> Option<JsValue> {
@@ -68,7 +74,7 @@ impl PageLifecycle {
     fn add(&mut self, target: EventTarget, event: &'static str, f: impl FnMut() + 'static) {
         let callback = Closure::<dyn FnMut()>::new(f);
         if target.add_event_listener_with_callback_and_bool(event, callback.as_ref().unchecked_ref(), true).is_ok() {
-            self.listeners.push((target, event, callback));
+            self.listeners.push(Listener { target, event, callback });
         }
     }
 
@@ -80,8 +86,8 @@ impl PageLifecycle {
 
 impl Drop for PageLifecycle {
     fn drop(&mut self) {
-        for (target, event, callback) in self.listeners.drain(..) {
-            let _ = target.remove_event_listener_with_callback_and_bool(event, callback.as_ref().unchecked_ref(), true);
+        for l in self.listeners.drain(..) {
+            let _ = l.target.remove_event_listener_with_callback_and_bool(l.event, l.callback.as_ref().unchecked_ref(), true);
         }
     }
 }
