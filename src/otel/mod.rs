@@ -76,9 +76,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::MissingEndpoint => f.write_str("tracelink: an OTLP endpoint is required (with_endpoint)"),
-            Error::InvalidEndpoint(url) => write!(f, "tracelink: the OTLP endpoint is not an http(s) URL: {url:?}"),
-            Error::InvalidProtocol(p) => write!(f, "tracelink: protocol must be http/protobuf or http/json, got {p:?}"),
-            Error::InvalidHeader(name) => write!(f, "tracelink: invalid export header {name:?}"),
+            Error::InvalidEndpoint(url) => write!(f, "tracelink: the OTLP endpoint is not an http(s) URL: '{url}'"),
+            Error::InvalidProtocol(p) => write!(f, "tracelink: protocol must be http/protobuf or http/json, got '{p}'"),
+            Error::InvalidHeader(name) => write!(f, "tracelink: invalid export header '{name}'"),
             Error::InvalidSampleRatio => f.write_str("tracelink: the sample ratio must be within 0..=1"),
             Error::NoRandomSource => f.write_str("tracelink: this runtime has no crypto.getRandomValues"),
             Error::FlushTimeout => f.write_str("tracelink: the flush did not finish in time"),

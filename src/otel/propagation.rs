@@ -118,7 +118,7 @@ pub fn baggage_header(cx: &Context) -> String {
         return String::new();
     }
     let mut entries: Vec<_> = api.iter().collect();
-    entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    entries.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     let mut baggage = Baggage::default();
     for (key, (value, metadata)) in entries {
         let _ = baggage.insert(key.as_str(), value.as_str(), metadata.as_str());

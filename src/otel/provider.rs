@@ -401,7 +401,9 @@ fn traces_url(endpoint: &str) -> Result<String, Error> {
     }
     let path = url.pathname();
     if !(path.ends_with("/v1/traces") || path.ends_with("/v1/traces/")) {
-        url.set_pathname(&format!("{}/v1/traces", path.trim_end_matches('/')));
+        let mut with_suffix = path.trim_end_matches('/').to_owned();
+        with_suffix.push_str("/v1/traces");
+        url.set_pathname(&with_suffix);
     }
     Ok(url.href())
 }
