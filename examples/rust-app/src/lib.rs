@@ -6,8 +6,9 @@
 //!
 //! Settings come from the page's query string: `api` (the backend's origin,
 //! which may receive trace headers), `otlp` (the traces URL, default
-//! `/otlp/v1/traces`, a same-origin relay) and `protocol` (`http/protobuf`
-//! or `http/json`).
+//! `/otlp/v1/traces`, a same-origin relay), `protocol` (`http/protobuf`
+//! or `http/json`) and `batch_delay_ms` (how long spans wait for a batch,
+//! default 1000; the end-to-end test sets it high to see page hide export).
 //!
 //! Built by `scripts/build-rust-app.sh`. Without the default feature
 //! `traced` it is the same app without tracelink (the size baseline); the
@@ -23,6 +24,7 @@ struct Config {
     api: String,
     otlp: String,
     protocol: String,
+    batch_delay_ms: Option<u64>,
 }
 
 impl Config {
@@ -30,7 +32,12 @@ impl Config {
         let href = document.location().ok_or("no location")?.href()?;
         let query = web_sys::Url::new(&href)?.search_params();
         let get = |key: &str, default: &str| query.get(key).unwrap_or_else(|| default.to_owned());
-        Ok(Config { api: get("api", ""), otlp: get("otlp", "/otlp/v1/traces"), protocol: get("protocol", "http/protobuf") })
+        Ok(Config {
+            api: get("api", ""),
+            otlp: get("otlp", "/otlp/v1/traces"),
+            protocol: get("protocol", "http/protobuf"),
+            batch_delay_ms: query.get("batch_delay_ms").and_then(|ms| ms.parse().ok()),
+        })
     }
 }
 
@@ -105,14 +112,16 @@ mod telemetry {
 
     /// Sets up tracing once, at start.
     pub fn install(config: &super::Config) -> Result<(), JsValue> {
-        let provider = WebTracerProvider::builder()
+        let mut builder = WebTracerProvider::builder()
             .with_service_name("rust-app")
             .with_service_version(env!("CARGO_PKG_VERSION"))
             .with_endpoint(&config.otlp)
             .with_protocol(config.protocol.parse::<Protocol>().map_err(js_error)?)
-            .with_propagate_to([config.api.clone()])
-            .build()
-            .map_err(js_error)?;
+            .with_propagate_to([config.api.clone()]);
+        if let Some(ms) = config.batch_delay_ms {
+            builder = builder.with_schedule_delay(std::time::Duration::from_millis(ms));
+        }
+        let provider = builder.build().map_err(js_error)?;
         global::set_tracer_provider(provider.clone());
         global::set_text_map_propagator(tracelink::TraceContextPropagator::new());
         #[cfg(feature = "tracing")]
