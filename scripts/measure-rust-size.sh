@@ -198,7 +198,7 @@ for (const name of ['_schedule', '_send', '_settleFlush', '_listen']) {
 fs.writeFileSync(out, s);
 EOF
   for f in "$ROOT/pkg/tracelink.js" "$WORK/js-without-transport.js"; do
-    "$ESBUILD" --minify --format=esm --log-level=error --external:./tracelink_wasm.js "$f" > "$WORK/min.js"
+    "$ESBUILD" --minify --format=esm --log-level=error "$f" > "$WORK/min.js"
     printf '%s: minified %s bytes, gzip -9 %s\n' "$(basename "$f")" "$(wc -c < "$WORK/min.js")" "$(gzip -9c "$WORK/min.js" | wc -c)"
   done
 else

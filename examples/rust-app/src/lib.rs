@@ -19,12 +19,12 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{Document, Request, Response};
 
 /// The page's settings (see the crate docs).
-#[derive(Clone)]
+#[cfg_attr(not(feature = "traced"), allow(dead_code))] // the untraced build reads only `api`
 struct Config {
     api: String,
     otlp: String,
     protocol: String,
-    batch_delay_ms: Option<u64>,
+    batch_delay: std::time::Duration,
 }
 
 impl Config {
@@ -36,7 +36,7 @@ impl Config {
             api: get("api", ""),
             otlp: get("otlp", "/otlp/v1/traces"),
             protocol: get("protocol", "http/protobuf"),
-            batch_delay_ms: query.get("batch_delay_ms").and_then(|ms| ms.parse().ok()),
+            batch_delay: std::time::Duration::from_millis(get("batch_delay_ms", "1000").parse().unwrap_or(1000)),
         })
     }
 }
@@ -62,7 +62,7 @@ async fn ping(api: String) {
     let (text, trace_id) = in_action_span("ui.click ping", async move {
         let answer = async {
             let request = Request::new_with_str(&format!("{api}/api/ping"))?;
-            let response: Response = fetch(&request).await?;
+            let response: Response = fetch(&request).await?; // a CLIENT span; traceparent if allowed
             let body = JsFuture::from(response.json()?).await?;
             js_sys::JSON::stringify(&body).map(String::from)
         };
@@ -112,17 +112,17 @@ mod telemetry {
 
     /// Sets up tracing once, at start.
     pub fn install(config: &super::Config) -> Result<(), JsValue> {
-        let mut builder = WebTracerProvider::builder()
+        let protocol: Protocol = config.protocol.parse().map_err(js_error)?;
+        let provider = WebTracerProvider::builder()
             .with_service_name("rust-app")
             .with_service_version(env!("CARGO_PKG_VERSION"))
-            .with_endpoint(&config.otlp)
-            .with_protocol(config.protocol.parse::<Protocol>().map_err(js_error)?)
-            .with_propagate_to([config.api.clone()]);
-        if let Some(ms) = config.batch_delay_ms {
-            builder = builder.with_schedule_delay(std::time::Duration::from_millis(ms));
-        }
-        let provider = builder.build().map_err(js_error)?;
-        global::set_tracer_provider(provider.clone());
+            .with_endpoint(&config.otlp) // e.g. "/otlp/v1/traces", a same-origin relay
+            .with_protocol(protocol)
+            .with_propagate_to([config.api.clone()]) // the backend may receive traceparent
+            .with_schedule_delay(config.batch_delay)
+            .build()
+            .map_err(js_error)?;
+        global::set_tracer_provider(provider.clone()); // what global::tracer(..) uses
         global::set_text_map_propagator(tracelink::TraceContextPropagator::new());
         #[cfg(feature = "tracing")]
         {
@@ -131,7 +131,7 @@ mod telemetry {
             let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("rust-app"));
             let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
         }
-        PROVIDER.with(|p| *p.borrow_mut() = Some(provider));
+        PROVIDER.with(|p| *p.borrow_mut() = Some(provider)); // kept to flush
         Ok(())
     }
 
