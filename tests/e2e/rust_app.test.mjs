@@ -86,3 +86,26 @@ for (const [protocol, exportVia, flushBy] of [['http/protobuf', 'cors', 'flush()
     await p.close();
   });
 }
+
+test("README's From Rust snippets are excerpts of examples/rust-app, and its versions are Cargo.toml's", () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('\n## From Rust\n');
+  assert.ok(start >= 0, 'README.md has a "## From Rust" section');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  const lines = (text) => text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const source = lines(fs.readFileSync(path.join(ROOT, 'examples', 'rust-app', 'src', 'lib.rs'), 'utf8'));
+  const blocks = [...section.matchAll(/```rust\n([\s\S]*?)```/g)].map((m) => lines(m[1]));
+  assert.ok(blocks.length >= 4, `found ${blocks.length} rust blocks`);
+  for (const want of blocks) {
+    const found = source.some((_, i) => want.every((l, j) => source[i + j] === l));
+    assert.ok(found, `not an excerpt of examples/rust-app/src/lib.rs:\n${want.join('\n')}`);
+  }
+  // The opentelemetry minor the README tells apps to use is the one the crate implements.
+  const cargo = fs.readFileSync(path.join(ROOT, 'Cargo.toml'), 'utf8');
+  const minor = /^opentelemetry = \{ version = "(\d+\.\d+)\./m.exec(cargo)?.[1];
+  assert.ok(minor, 'Cargo.toml pins opentelemetry');
+  assert.ok(section.includes(`opentelemetry = { version = "${minor}", default-features = false, features = ["trace"] }`), `README's Cargo line uses opentelemetry ${minor}`);
+  assert.ok(section.includes(`API **${minor}**`), `README names the implemented minor ${minor}`);
+  const example = fs.readFileSync(path.join(ROOT, 'examples', 'rust-app', 'Cargo.toml'), 'utf8');
+  assert.match(example, new RegExp(`^opentelemetry = \\{ version = "${minor.replace('.', '\\.')}\\.`, 'm'), 'the example uses the same minor');
+});
