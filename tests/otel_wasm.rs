@@ -30,7 +30,18 @@ extern "C" {
 
 /// Where the test peers run (set at build time by otel-wasm-peers.mjs).
 fn peer() -> &'static str {
-    option_env!("TRACELINK_TEST_PEER").expect("run through tests/support/otel-wasm-peers.mjs (it sets TRACELINK_TEST_PEER)")
+    match option_env!("TRACELINK_TEST_PEER") {
+        Some(url) => url,
+        None => panic!("run through tests/support/otel-wasm-peers.mjs (it sets TRACELINK_TEST_PEER)"),
+    }
+}
+
+/// Another origin with the same `/echo`, not allowlisted.
+fn other_origin() -> &'static str {
+    match option_env!("TRACELINK_TEST_OTHER") {
+        Some(url) => url,
+        None => panic!("run through tests/support/otel-wasm-peers.mjs (it sets TRACELINK_TEST_OTHER)"),
+    }
 }
 
 fn in_browser() -> bool {
@@ -98,7 +109,11 @@ async fn spans_nest_export_and_flush_in_both_protocols() {
         assert_eq!(provider.stats().queued, 2, "{:?}", provider.stats());
         provider.force_flush().await.expect("flush");
         let s = provider.stats();
-        assert_eq!((s.started, s.ended, s.exported, s.dropped, s.queued, s.in_flight, s.live), (2, 2, 2, 0, 0, 0, 0), "{s:?}");
+        assert_eq!(
+            (s.started, s.ended, s.exported, s.dropped, s.queued, s.in_flight, s.live),
+            (2, 2, 2, 0, 0, 0, 0),
+            "{s:?}"
+        );
         assert!(s.requests >= 1);
         provider.shutdown().await.expect("shutdown");
     }
@@ -155,7 +170,10 @@ fn propagators_round_trip_through_web_sys_headers() {
     let cx = cx.with_baggage([KeyValue::new("tenant", "t 1")]);
     let headers = web_sys::Headers::new().unwrap();
     tracelink::inject_headers(&cx, &headers);
-    assert_eq!(headers.get("traceparent").unwrap().as_deref(), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    assert_eq!(
+        headers.get("traceparent").unwrap().as_deref(),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    );
     assert_eq!(headers.get("baggage").unwrap().as_deref(), Some("tenant=t%201"));
     let extractor = tracelink::HeadersExtractor::new(&headers);
     let back = tracelink::TraceContextPropagator::new().extract(&extractor);
@@ -192,7 +210,7 @@ async fn traced_fetch_joins_the_current_span_and_reads_the_server_span_back() {
     cx.span().end();
 
     // Not allowlisted (another origin): no headers at all.
-    let other = option_env!("TRACELINK_TEST_OTHER").expect("set by otel-wasm-peers.mjs");
+    let other = other_origin();
     let (_, body) = echo(&format!("{other}/echo")).with_context(Context::current_with_span(tracer.start("x"))).await;
     assert_eq!(json_field(&body, "traceparent"), None);
     assert_eq!(json_field(&body, "baggage"), None);
@@ -215,7 +233,8 @@ async fn context_follows_the_future_across_await_in_spawn_local() {
     let span = tracer.start("wasm.task");
     let expected = span.span_context().span_id();
     let cx = Context::current_with_span(span);
-    let (seen_before, seen_after) = (std::rc::Rc::new(std::cell::Cell::new(None)), std::rc::Rc::new(std::cell::Cell::new(None)));
+    let (seen_before, seen_after) =
+        (std::rc::Rc::new(std::cell::Cell::new(None)), std::rc::Rc::new(std::cell::Cell::new(None)));
     let (b, a) = (seen_before.clone(), seen_after.clone());
     wasm_bindgen_futures::spawn_local(
         async move {
@@ -239,7 +258,8 @@ async fn tracing_spans_export_through_tracing_opentelemetry() {
     use tracing_subscriber::layer::SubscriberExt;
 
     let provider = provider(Protocol::HttpProtobuf);
-    let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("app")));
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("app")));
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let outer = tracing::info_span!("wasm.tracing.outer", user = "u1");

@@ -30,8 +30,10 @@ pub fn start(
     now_unix_nano: u64,
 ) -> SpanHandle {
     // The methods the semantic conventions name; others become `_OTHER`.
-    let known = matches!(method, "GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS" | "CONNECT" | "TRACE");
-    let h = tracer.start_span(if known { method } else { "HTTP" }, super::span::SpanKind::Client, parent, now_unix_nano);
+    let known =
+        matches!(method, "GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS" | "CONNECT" | "TRACE");
+    let h =
+        tracer.start_span(if known { method } else { "HTTP" }, super::span::SpanKind::Client, parent, now_unix_nano);
     tracer.set_attribute(h, KeyValue::new("http.request.method", if known { method } else { "_OTHER" }));
     if !known {
         tracer.set_attribute(h, KeyValue::new("http.request.method_original", method));
@@ -99,7 +101,12 @@ pub fn server_timing_traceparent(header: &str) -> Option<String> {
 /// `…/v1/x`, not `…/v10`), and the origin it names exactly. Never elsewhere:
 /// `traceparent` is not CORS-safelisted, so a third-party request would get
 /// a preflight that may fail.
-pub fn may_propagate<'a>(href: &str, origin: &str, page_origin: Option<&str>, allow: impl IntoIterator<Item = &'a str>) -> bool {
+pub fn may_propagate<'a>(
+    href: &str,
+    origin: &str,
+    page_origin: Option<&str>,
+    allow: impl IntoIterator<Item = &'a str>,
+) -> bool {
     if page_origin.is_some_and(|p| p != "null" && p == origin) {
         return true;
     }
@@ -132,7 +139,8 @@ mod tests {
     #[test]
     fn client_span_follows_the_semantic_conventions() {
         let mut t = tracer();
-        let h = start(&mut t, "POST", "https://api.example.com/x?sig=REDACTED", "api.example.com", 443, Parent::Root, 5);
+        let h =
+            start(&mut t, "POST", "https://api.example.com/x?sig=REDACTED", "api.example.com", 443, Parent::Root, 5);
         record_response(&mut t, h, 503, "", "");
         let span = t.end_span(h, 9).unwrap();
         assert_eq!((span.name.as_str(), span.kind), ("POST", SpanKind::Client));

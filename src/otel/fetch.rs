@@ -69,7 +69,13 @@ pub fn fetch(request: &Request) -> impl Future<Output = Result<Response, JsValue
         }
         let method = request.method().to_ascii_uppercase();
         let port = match url.port() {
-            p if p.is_empty() => if url.protocol() == "https:" { 443 } else { 80 },
+            p if p.is_empty() => {
+                if url.protocol() == "https:" {
+                    443
+                } else {
+                    80
+                }
+            }
             p => p.parse().unwrap_or(0),
         };
         let cx = Context::current();
@@ -84,7 +90,12 @@ pub fn fetch(request: &Request) -> impl Future<Output = Result<Response, JsValue
             return None;
         }
         let origin = page_href().and_then(|href| Url::new(&href).ok()).map(|u| u.origin());
-        let allowed = http_span::may_propagate(&url.href(), &url.origin(), origin.as_deref(), policy.propagate_to.iter().map(String::as_str));
+        let allowed = http_span::may_propagate(
+            &url.href(),
+            &url.origin(),
+            origin.as_deref(),
+            policy.propagate_to.iter().map(String::as_str),
+        );
         let with_headers = if allowed { with_trace_headers(request, &driver, h, &cx) } else { None };
         Some((driver, h, with_headers))
     });
@@ -114,7 +125,9 @@ fn finish(driver: &Driver, h: SpanHandle, result: &Result<Response, JsValue>) {
             let headers = response.headers();
             let traceresponse = headers.get("traceresponse").ok().flatten().unwrap_or_default();
             let server_timing = headers.get("server-timing").ok().flatten().unwrap_or_default();
-            driver.with(|p, _| http_span::record_response(&mut p.tracer, h, response.status(), &traceresponse, &server_timing));
+            driver.with(|p, _| {
+                http_span::record_response(&mut p.tracer, h, response.status(), &traceresponse, &server_timing)
+            });
         }
         Err(e) => {
             let text = |key: &str| Reflect::get(e, &JsValue::from_str(key)).ok().and_then(|v| v.as_string());

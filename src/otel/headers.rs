@@ -139,7 +139,8 @@ mod tests {
     #[test]
     fn header_map_round_trip() {
         let mut incoming = http::HeaderMap::new();
-        incoming.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        incoming
+            .insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
         incoming.append("tracestate", HeaderValue::from_static("a=1"));
         incoming.append("tracestate", HeaderValue::from_static("b=2"));
         let cx = TraceContextPropagator::new().extract(&HeaderMapExtractor(&incoming));

@@ -43,7 +43,10 @@ impl api::Tracer for Tracer {
         let core_parent = convert::from_api_context(&parent);
         let date_now = js_sys::Date::now();
         let started = driver.with(|pipeline, clock| {
-            let start = builder.start_time.and_then(|t| convert::explicit_time(t, date_now)).unwrap_or_else(|| clock.unix_nanos());
+            let start = builder
+                .start_time
+                .and_then(|t| convert::explicit_time(t, date_now))
+                .unwrap_or_else(|| clock.unix_nanos());
             let kind = builder.span_kind.as_ref().map_or(SpanKind::Internal, convert::kind);
             let from = core_parent.as_ref().map_or(Parent::Root, Parent::Remote);
             let tracer = &mut pipeline.tracer;

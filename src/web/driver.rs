@@ -96,8 +96,13 @@ impl Driver {
     pub fn start(config: DriverConfig) -> Result<Driver, StartError> {
         let ids = IdGenerator::from_entropy().map_err(|_| StartError::NoRandomSource)?;
         let pipeline = Pipeline::new(config.pipeline, ids);
-        let endpoint = Endpoint::new(config.endpoint, pipeline.encoding().content_type(), &config.headers, config.export_timeout_ms)
-            .map_err(StartError::InvalidHeader)?;
+        let endpoint = Endpoint::new(
+            config.endpoint,
+            pipeline.encoding().content_type(),
+            &config.headers,
+            config.export_timeout_ms,
+        )
+        .map_err(StartError::InvalidHeader)?;
         let state = State {
             pipeline,
             clock: Clock::new(),

@@ -87,7 +87,11 @@ impl PageLifecycle {
 impl Drop for PageLifecycle {
     fn drop(&mut self) {
         for l in self.listeners.drain(..) {
-            let _ = l.target.remove_event_listener_with_callback_and_bool(l.event, l.callback.as_ref().unchecked_ref(), true);
+            let _ = l.target.remove_event_listener_with_callback_and_bool(
+                l.event,
+                l.callback.as_ref().unchecked_ref(),
+                true,
+            );
         }
     }
 }

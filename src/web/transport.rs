@@ -38,7 +38,12 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint; `headers` are extra request headers (e.g. auth). Fails
     /// with the name of a header the platform refuses.
-    pub fn new(url: String, content_type: &'static str, headers: &[(String, String)], timeout_ms: f64) -> Result<Endpoint, String> {
+    pub fn new(
+        url: String,
+        content_type: &'static str,
+        headers: &[(String, String)],
+        timeout_ms: f64,
+    ) -> Result<Endpoint, String> {
         let h = Headers::new().map_err(|_| String::from("content-type"))?;
         for (k, v) in headers {
             h.set(k, v).map_err(|_| k.clone())?;
@@ -79,7 +84,11 @@ fn has_global(name: &str) -> bool {
 
 /// Starts a POST of `body` now; the future resolves to its outcome. Fails
 /// at once only when this runtime's `fetch` throws synchronously.
-pub fn post(endpoint: &Endpoint, body: &[u8], keepalive: bool) -> Result<impl std::future::Future<Output = Outcome>, JsValue> {
+pub fn post(
+    endpoint: &Endpoint,
+    body: &[u8],
+    keepalive: bool,
+) -> Result<impl std::future::Future<Output = Outcome>, JsValue> {
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_headers(&endpoint.headers);
@@ -104,7 +113,10 @@ pub fn post(endpoint: &Endpoint, body: &[u8], keepalive: bool) -> Result<impl st
             Ok(response) => read(response.unchecked_into()).await,
             Err(e) => {
                 let aborted = Reflect::get(&e, &JsValue::from_str("name")).ok().and_then(|n| n.as_string());
-                Outcome { status: if aborted.as_deref() == Some("AbortError") { 1 } else { 0 }, ..Outcome::network_error() }
+                Outcome {
+                    status: if aborted.as_deref() == Some("AbortError") { 1 } else { 0 },
+                    ..Outcome::network_error()
+                }
             }
         }
     })
@@ -132,10 +144,15 @@ async fn read(response: FetchResponse) -> Outcome {
 
 /// Offers `body` to `navigator.sendBeacon`; whether the browser queued it.
 pub fn beacon(endpoint: &Endpoint, body: &[u8]) -> bool {
-    let Some(navigator) = Reflect::get(&js_sys::global(), &JsValue::from_str("navigator")).ok().filter(|n| n.is_object()) else {
+    let Some(navigator) =
+        Reflect::get(&js_sys::global(), &JsValue::from_str("navigator")).ok().filter(|n| n.is_object())
+    else {
         return false;
     };
-    let Some(send) = Reflect::get(&navigator, &JsValue::from_str("sendBeacon")).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok()) else {
+    let Some(send) = Reflect::get(&navigator, &JsValue::from_str("sendBeacon"))
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    else {
         return false;
     };
     let options = BlobPropertyBag::new();
