@@ -53,3 +53,6 @@ fi
 
 # Sizes of what a page loads: the wasm and both JS files.
 node scripts/size.mjs "$OUT"
+
+# The Rust example app (examples/rust-app, feature `opentelemetry`): tests/e2e/rust_app.test.mjs.
+if [ "$OUT" = pkg ]; then bash scripts/build-rust-app.sh; fi

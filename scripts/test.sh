@@ -24,6 +24,11 @@ cargo test --target wasm32-unknown-unknown --test wasm && ok
 stage "4/8 the same wasm tests in headless Chromium"
 WASM_BINDGEN_USE_BROWSER=1 cargo test --target wasm32-unknown-unknown --test wasm && ok
 
+stage "4b/8 the Rust API (feature opentelemetry): host tests, then wasm32 in Node and Chromium against rotel"
+cargo test --features opentelemetry --lib -- otel http_span \
+  && cargo test --features opentelemetry --doc otel \
+  && node tests/support/otel-wasm-peers.mjs && ok
+
 stage "5/8 the npm package: JS API, exporter and fetch tests in Node against rotel"
 node --test --test-concurrency=1 tests/js/ && ok
 

@@ -19,12 +19,16 @@
 //! - [`tracer`]: live spans, context, sampling and hand-off to export
 //! - [`pipeline`]: tracer + encoder + export policy as one sans-IO client
 //! - [`clock_skew`]: the client clock's offset from the server's, from traced responses
+//! - `http_span` (feature `opentelemetry`): the traced fetch's CLIENT span
+//!   and the propagation allowlist
 
 pub mod baggage;
 pub mod body;
 pub mod clock_skew;
 pub mod export;
 pub mod gzip;
+#[cfg(feature = "opentelemetry")]
+pub mod http_span;
 pub mod id;
 pub mod otlp;
 pub mod pipeline;

@@ -18,7 +18,9 @@ function section() {
   return readme.slice(start, end < 0 ? undefined : end);
 }
 
-const examples = Object.fromEntries(fs.readdirSync(EXAMPLES).map((f) => [f, lines(fs.readFileSync(path.join(EXAMPLES, f), 'utf8'))]));
+// The JS examples (files); examples/rust-app/ is the Rust API's, with its own README section.
+const examples = Object.fromEntries(fs.readdirSync(EXAMPLES, { withFileTypes: true }).filter((d) => d.isFile())
+  .map(({ name: f }) => [f, lines(fs.readFileSync(path.join(EXAMPLES, f), 'utf8'))]));
 
 function excerptOf(block) {
   const want = lines(block);
