@@ -15,8 +15,8 @@ ok() { passed=$((passed + 1)); }
 stage "1/8 core on the host: unit, property and real-collector tests (cargo test)"
 cargo test --all-targets && ok
 
-stage "2/8 build pkg/ (wasm32 release, wasm-bindgen, wasm-opt)"
-bash scripts/build.sh && ok
+stage "2/8 build pkg/ (wasm32 release, wasm-opt) and check the size budget (scripts/size-budget.json)"
+bash scripts/build.sh && node scripts/size.mjs pkg --check >/dev/null && ok
 
 stage "3/8 the core and platform layer on wasm32 in Node (wasm-bindgen-test)"
 cargo test --target wasm32-unknown-unknown --test wasm && ok

@@ -95,7 +95,12 @@ impl Driver {
     /// Starts a pipeline with its timer and page lifecycle listeners.
     pub fn start(config: DriverConfig) -> Result<Driver, StartError> {
         let ids = IdGenerator::from_entropy().map_err(|_| StartError::NoRandomSource)?;
-        let pipeline = Pipeline::new(config.pipeline, ids);
+        let mut pipeline_config = config.pipeline;
+        // gzip'd bodies need `Content-Encoding` allowed by a cross-origin
+        // collector's CORS: on for same-origin endpoints and outside pages (as
+        // the npm package does).
+        pipeline_config.compress &= transport::same_origin_or_no_page(&config.endpoint);
+        let pipeline = Pipeline::new(pipeline_config, ids);
         let endpoint = Endpoint::new(
             config.endpoint,
             pipeline.encoding().content_type(),
@@ -255,7 +260,7 @@ impl Driver {
                 s.pipeline.on_beacon(req.id, accepted, now);
                 continue;
             }
-            match transport::post(&s.endpoint, &req.body, req.transport == Transport::FetchKeepalive) {
+            match transport::post(&s.endpoint, &req.body, req.transport == Transport::FetchKeepalive, req.gzip) {
                 Ok(done) => {
                     let weak = Rc::downgrade(&self.shared);
                     let id = req.id;

@@ -31,6 +31,8 @@ pub struct Endpoint {
     pub content_type: &'static str,
     /// Headers sent with every fetch (content type included).
     headers: Headers,
+    /// The same with `content-encoding: gzip`, for gzip'd bodies.
+    gzip_headers: Headers,
     /// Abort a request after this long.
     pub timeout_ms: f64,
 }
@@ -49,7 +51,9 @@ impl Endpoint {
             h.set(k, v).map_err(|_| k.clone())?;
         }
         h.set("content-type", content_type).map_err(|_| String::from("content-type"))?;
-        Ok(Endpoint { url, content_type, headers: h, timeout_ms })
+        let gz = Headers::new_with_headers(&h).map_err(|_| String::from("content-encoding"))?;
+        gz.set("content-encoding", "gzip").map_err(|_| String::from("content-encoding"))?;
+        Ok(Endpoint { url, content_type, headers: h, gzip_headers: gz, timeout_ms })
     }
 }
 
@@ -78,20 +82,32 @@ impl Outcome {
     }
 }
 
+/// Whether `url` has the page's origin, or there is no page (a Worker's
+/// `location` counts as the page).
+pub fn same_origin_or_no_page(url: &str) -> bool {
+    let location = Reflect::get(&js_sys::global(), &JsValue::from_str("location")).unwrap_or(JsValue::UNDEFINED);
+    let Some(origin) = Reflect::get(&location, &JsValue::from_str("origin")).ok().and_then(|o| o.as_string()) else {
+        return true;
+    };
+    web_sys::Url::new(url).map(|u| u.origin() == origin).unwrap_or(true)
+}
+
 fn has_global(name: &str) -> bool {
     Reflect::get(&js_sys::global(), &JsValue::from_str(name)).is_ok_and(|v| !v.is_undefined() && !v.is_null())
 }
 
-/// Starts a POST of `body` now; the future resolves to its outcome. Fails
-/// at once only when this runtime's `fetch` throws synchronously.
+/// Starts a POST of `body` (`gzip`: gzip'd by the core) now; the future
+/// resolves to its outcome. Fails at once only when this runtime's `fetch`
+/// throws synchronously.
 pub fn post(
     endpoint: &Endpoint,
     body: &[u8],
     keepalive: bool,
+    gzip: bool,
 ) -> Result<impl std::future::Future<Output = Outcome>, JsValue> {
     let init = RequestInit::new();
     init.set_method("POST");
-    init.set_headers(&endpoint.headers);
+    init.set_headers(if gzip { &endpoint.gzip_headers } else { &endpoint.headers });
     init.set_body(&Uint8Array::from(body));
     if keepalive && has_global("document") {
         // (not in web-sys's RequestInit)
