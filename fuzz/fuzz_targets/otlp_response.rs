@@ -97,11 +97,10 @@ impl JsonLeaf {
 fn serde_reading(body: &[u8]) -> Option<(i64, String)> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let top = v.as_object()?;
-    // A repeated member name: serde_json keeps the last; so does a
-    // streaming reader. Either spelling may carry it.
+    // Either spelling may carry it; with both, which one wins is not defined.
     let ps = [top.get("partialSuccess"), top.get("partial_success")];
     if ps.iter().all(Option::is_some) {
-        return None; // both spellings: which one wins is not defined
+        return None;
     }
     let ps = ps.into_iter().flatten().next()?;
     if ps.is_null() {
@@ -128,11 +127,10 @@ fn serde_reading(body: &[u8]) -> Option<(i64, String)> {
     Some((rejected, message))
 }
 
+/// Whether some object in `body` repeats a member name: serde_json keeps only
+/// the last, so its reading is no reference there. Counts the `:` outside
+/// strings (one per member) against the members serde_json kept.
 fn has_duplicate_member_names(body: &[u8]) -> bool {
-    // serde_json keeps the last of repeated names silently; tracelink reads
-    // them in order too, but a nested duplicate can hide from serde_json's
-    // map. Compare only bodies where serde_json round-trips byte-equal
-    // member counts: cheap proxy, re-serialize and compare the number of ':'.
     let Ok(v) = serde_json::from_slice::<Value>(body) else { return true };
     fn members(v: &Value) -> usize {
         match v {

@@ -64,11 +64,18 @@ function episode(seed, iterations) {
     child.on('error', reject);
     child.on('close', (code, signal) => {
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
-      if (!line) {
-        reject(new Error(`episode ${seed} ended (${signal ?? code}) without a result:\n${out.slice(-2000)}`));
+      if (line) {
+        resolve(JSON.parse(line.slice(7)));
         return;
       }
-      resolve(JSON.parse(line.slice(7)));
+      // The episode died (its own error, or the process was killed): a finding
+      // of its own; the run goes on with the next episode.
+      const last = out.match(/\[(\d+)\][^\n]*\n?$/)?.[1];
+      resolve({
+        seed, iterations: Number(last ?? 1), unusable: true, settled: false, exportedTagged: 0, main: {},
+        findings: [{ signature: `episode died | ${signal ?? code}`, check: `the episode process died (${signal ?? code})`,
+          call: 'see its stderr above', detail: '', count: 1, seed, iteration: Number(last ?? 1) }],
+      });
     });
   });
 }

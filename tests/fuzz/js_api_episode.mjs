@@ -169,7 +169,8 @@ function hostileAttributes(depth = 0) {
   for (let i = 0; i < n; i++) {
     const [k, kl] = chance(0.7) ? [`k${i}`, `k${i}`] : hostileString();
     const [v, vl] = hostileValue(depth + 1);
-    o[k] = v;
+    // defineProperty: a key '__proto__' stays an own property, as JSON.parse makes it.
+    Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
     labels.push(`${kl}: ${vl}`);
   }
   if (chance(0.1)) Object.defineProperty(o, 'bad', { get: thrower('attribute getter'), enumerable: true }), labels.push('bad: <getter throws>');
@@ -239,6 +240,7 @@ const BETWEEN = 'asynchronous work between calls (fetch outcomes, export timers,
 
 /** Attributes any change of `tr`'s counters since the last look to `label`. */
 function observe(tr, label) {
+  if (unusable) return; // everything after that is a consequence
   let s;
   try {
     s = tr.stats();
@@ -440,7 +442,7 @@ function randomCall(depth = 0) {
     const [c, l] = carrier();
     const label = `injectContext(${l})${depth ? ' inside traceOperation' : ''}`;
     const out = call(label, () => t.injectContext(c));
-    if (c !== undefined && out !== c) finding('injectContext does not return its carrier', label);
+    if (c !== undefined && !Object.is(out, c)) finding('injectContext does not return its carrier', label);
     return;
   }
   if (r < 80) {
@@ -558,6 +560,20 @@ function traceOperation(depth) {
   if (effectiveFn !== fn) { kind = 6; fnLabel = `options ${ol} as the callback`; }
   const label = `traceOperation(${nl}${withOptions ? `, ${ol}` : ''}, ${fnLabel})`;
   const misuse = typeof effectiveFn !== 'function';
+  // The operation's span must be ended when the call returns (sync) or its
+  // promise settles (async), and a sync call must leave the current span as it was.
+  let opSpan = null;
+  if (typeof fn === 'function' && effectiveFn === fn) {
+    const inner = fn;
+    fn = (span) => { opSpan = span; return inner(span); };
+  }
+  let currentBefore;
+  try { currentBefore = t.currentTraceId(); } catch { /* reported by other calls */ }
+  const ended = (when) => {
+    try {
+      if (opSpan && opSpan.traceId !== '') finding('the operation span is never ended', `${label} ${when}`);
+    } catch (e) { finding('span id getters throw', label, describe(e)); }
+  };
   const allowed = (e) => (misuse && e instanceof TypeError) || e === err || (USER_ERRORS.has(e) && kind >= 4);
   let threw = false;
   const result = call(label, () => {
@@ -570,6 +586,12 @@ function traceOperation(depth) {
     }
   }, allowed);
   if (misuse && !threw) finding('traceOperation without a function does not throw a TypeError', label);
+  if (kind !== 2 && kind !== 3) {
+    ended('(after it returned)');
+    try {
+      if (t.currentTraceId() !== currentBefore) finding('the current span is not restored', label);
+    } catch { /* reported by other calls */ }
+  }
   if (kind === 1 && !threw) finding('swallows the callback error', label);
   if (kind === 0 && result !== 42) finding('does not return the callback result', label, describe(result));
   if (kind === 2 || kind === 3) {
@@ -577,7 +599,7 @@ function traceOperation(depth) {
     track(result.then(
       () => { if (kind === 3) finding('swallows the async callback error', label); },
       (e) => { if (kind === 2 || e !== err) finding('async: rejects with a different error', label, describe(e)); },
-    ), label);
+    ).then(() => ended('(after its promise settled)')), label);
   }
 }
 
@@ -605,7 +627,7 @@ process.on('unhandledRejection', (e) => finding('unhandled rejection', 'during t
 
 for (iteration = 1; iteration <= ITERATIONS && !unusable; iteration++) {
   randomCall();
-  if (iteration % 50 === 0 || pending.length > 40) await settlePending();
+  if (!unusable && (iteration % 50 === 0 || pending.length > 40)) await settlePending();
 }
 const ran = Math.min(iteration, ITERATIONS + 1) - 1;
 // An unusable agent leaves flushes waiting for their timeouts: nothing left to check.
