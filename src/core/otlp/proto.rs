@@ -326,12 +326,15 @@ impl<'a> Reader<'a> {
 
 /// `ExportTraceServiceResponse { partial_success 1: ExportTracePartialSuccess
 /// { rejected_spans 1: int64, error_message 2: string } }`.
+///
+/// A `partial_success` that occurs more than once is merged, as protobuf
+/// parsers must: each later occurrence overrides only the fields it holds.
 pub(super) fn parse_partial_success(body: &[u8]) -> Option<(i64, String)> {
     let mut response = Reader { buf: body };
     let mut found = None;
     while !response.buf.is_empty() {
         match response.field()? {
-            (1, Field::Bytes(b)) => found = Some(partial_success(b)?),
+            (1, Field::Bytes(b)) => merge_partial_success(b, found.get_or_insert_with(Default::default))?,
             (1, _) => return None,
             _ => {}
         }
@@ -339,18 +342,17 @@ pub(super) fn parse_partial_success(body: &[u8]) -> Option<(i64, String)> {
     found
 }
 
-fn partial_success(body: &[u8]) -> Option<(i64, String)> {
+fn merge_partial_success(body: &[u8], (rejected, message): &mut (i64, String)) -> Option<()> {
     let mut r = Reader { buf: body };
-    let (mut rejected, mut message) = (0, String::new());
     while !r.buf.is_empty() {
         match r.field()? {
-            (1, Field::Varint(v)) => rejected = v as i64,
-            (2, Field::Bytes(b)) => message = String::from_utf8_lossy(b).into_owned(),
+            (1, Field::Varint(v)) => *rejected = v as i64,
+            (2, Field::Bytes(b)) => *message = String::from_utf8_lossy(b).into_owned(),
             (1 | 2, _) => return None,
             _ => {}
         }
     }
-    Some((rejected, message))
+    Some(())
 }
 
 #[cfg(test)]
@@ -551,6 +553,14 @@ mod tests {
         }
         // invalid UTF-8 in the message is replaced, not rejected
         assert_eq!(parse_partial_success(&[0x0a, 3, 0x12, 1, 0xff]), Some((0, "\u{fffd}".into())));
+
+        // Found by fuzzing (fuzz/ target otlp_response, checked against
+        // prost): a repeated partial_success merges; the second one here holds
+        // only an unknown field, so rejected_spans 24 from the first stays.
+        let twice = [0x0a, 2, 0x08, 24, 0x18, 1, 0x0a, 2, 0x18, 24];
+        assert_eq!(parse_partial_success(&twice), Some((24, String::new())));
+        let message_later = [0x0a, 2, 0x08, 5, 0x0a, 3, 0x12, 1, b'm', 0x0a, 2, 0x08, 6];
+        assert_eq!(parse_partial_success(&message_later), Some((6, "m".into())));
     }
 
     // ---- a decoder for our own output, to check nesting with proptest ----
