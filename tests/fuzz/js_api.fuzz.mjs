@@ -3,7 +3,9 @@
 // rotel collector and a local echo server.
 //
 //   node tests/fuzz/js_api.fuzz.mjs [--iterations N] [--seed S]
-//   (or FUZZ_JS_ITERATIONS / FUZZ_JS_SEED; default 20000 iterations, random seed)
+//   (or FUZZ_JS_ITERATIONS / FUZZ_JS_SEED; default 20000 iterations, random seed;
+//   FUZZ_JS_AVOID=throwing-arrays,parent-tracestate leaves out value classes of
+//   findings not fixed yet, to explore past them)
 //
 // The calls run in episodes, each a child process (tests/fuzz/js_api_episode.mjs)
 // with its own seed (S, S+1, ...): a finding that leaves the wasm instance

@@ -16,6 +16,12 @@ const { values: argv } = parseArgs({ options: { iterations: { type: 'string' }, 
 const ITERATIONS = Number(argv.iterations ?? 2000);
 const SEED = Number(argv.seed ?? 1);
 const COLLECTOR = process.env.FUZZ_COLLECTOR_URL;
+/**
+ * Value classes to leave out, to explore past findings not fixed yet
+ * (FUZZ_JS_AVOID, comma-separated): `throwing-arrays` (arrays whose element
+ * reads throw), `parent-tracestate` (a non-string options.parent.tracestate).
+ */
+const AVOID = new Set((process.env.FUZZ_JS_AVOID ?? '').split(',').filter(Boolean));
 if (!COLLECTOR) throw new Error('FUZZ_COLLECTOR_URL is not set (run tests/fuzz/js_api.fuzz.mjs)');
 
 const root = new URL('../../', import.meta.url);
@@ -126,8 +132,10 @@ function hostileObject(depth) {
     case 10: return [[1n, 2n ** 70n], '[1n, 2n**70n]'];
     case 11: return [[NaN, -0, Infinity], '[NaN, -0, Infinity]'];
     case 12: return [new Array(100000), 'new Array(100000) (sparse)'];
-    case 13: return [Object.defineProperty(['a', 'b'], 0, { get: thrower('array element getter') }), 'array with a throwing element getter'];
-    case 14: return [throwingProxy(['a']), "throwingProxy(['a']) (Array.isArray is true)"];
+    case 13: if (AVOID.has('throwing-arrays')) return [['a'], "['a']"];
+      return [Object.defineProperty(['a', 'b'], 0, { get: thrower('array element getter') }), 'array with a throwing element getter'];
+    case 14: if (AVOID.has('throwing-arrays')) return [['a'], "['a']"];
+      return [throwingProxy(['a']), "throwingProxy(['a']) (Array.isArray is true)"];
     case 15: return [Object.freeze(['a', '\ud800']), "Object.freeze(['a', '\\ud800'])"];
     case 16: {
       const e = new Error('boom');
@@ -315,7 +323,10 @@ function parentValue() {
   switch (below(6)) {
     case 0: return [null, 'null'];
     case 1: { const s = randomSpan(); return [s, 'a Span']; }
-    case 2: return [{ traceparent: pick(STRINGS)[0], tracestate: hostileValue()[0] }, '{ traceparent, tracestate: hostile }'];
+    case 2: {
+      const [ts, tsl] = AVOID.has('parent-tracestate') ? hostileString() : hostileValue();
+      return [{ traceparent: pick(STRINGS)[0], tracestate: ts }, `{ traceparent, tracestate: ${tsl} }`];
+    }
     case 3: {
       const ctx = call('extractContext(valid headers)', () => t.extractContext({ traceparent: pick(STRINGS.slice(11, 14))[0], tracestate: 'a=1' }));
       return [ctx, 'an extracted context'];
@@ -656,8 +667,11 @@ if (!unusable) {
       settled = false;
       if (isMain) finding('flush resolved with spans queued or in flight', 'final flush()', detail);
     }
-    if (s.started !== s.exported + s.queued + s.inFlight + (s.dropped - s.droppedLiveLimit) + s.unsampled + s.live) {
-      finding('started != exported + queued + inFlight + dropped + unsampled (+ live)', 'stats()', detail);
+    // Live spans (reported above) may be sampled or not: with some left, the
+    // sum can only be bounded.
+    const accounted = s.exported + s.queued + s.inFlight + (s.dropped - s.droppedLiveLimit) + s.unsampled;
+    if (s.live === 0 ? s.started !== accounted : s.started < accounted || s.started > accounted + s.live) {
+      finding('started != exported + queued + inFlight + dropped + unsampled', 'stats()', detail);
     }
     if (s.internalErrors !== 0) finding('internalErrors is not 0 at the end', 'stats()', detail);
     if (tagged) exportedTagged += s.exported;
