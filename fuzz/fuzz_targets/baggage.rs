@@ -165,7 +165,10 @@ fn check_state(b: &Baggage) {
     let header = header.split_off(1);
     assert_eq!(header, b.header());
     assert!(header.len() <= MAX_BAGGAGE_BYTES, "{} bytes", header.len());
-    assert!(header.bytes().all(|c| octet(c) || c == b',' || c == b';'), "only baggage-octets and separators: {header:?}");
+    assert!(
+        header.bytes().all(|c| octet(c) || c == b',' || c == b';'),
+        "only baggage-octets and separators: {header:?}"
+    );
 
     // Greedy, in order: an entry that does not fit is skipped, later ones tried.
     let mut kept = Vec::new();

@@ -49,7 +49,16 @@ fn json_form(mut e: Expected) -> Expected {
         match v {
             Val::Double(bits) if !f64::from_bits(*bits).is_finite() => {
                 let f = f64::from_bits(*bits);
-                *v = Val::Str(if f.is_nan() { "NaN" } else if f > 0.0 { "Infinity" } else { "-Infinity" }.into());
+                *v = Val::Str(
+                    if f.is_nan() {
+                        "NaN"
+                    } else if f > 0.0 {
+                        "Infinity"
+                    } else {
+                        "-Infinity"
+                    }
+                    .into(),
+                );
             }
             Val::Array(items) => items.iter_mut().for_each(fix_val),
             _ => {}
@@ -169,9 +178,22 @@ fn span(v: &Value) -> ExpSpan {
     let m = object(
         v,
         &[
-            "traceId", "spanId", "traceState", "parentSpanId", "flags", "name", "kind", "startTimeUnixNano",
-            "endTimeUnixNano", "attributes", "droppedAttributesCount", "events", "droppedEventsCount", "links",
-            "droppedLinksCount", "status",
+            "traceId",
+            "spanId",
+            "traceState",
+            "parentSpanId",
+            "flags",
+            "name",
+            "kind",
+            "startTimeUnixNano",
+            "endTimeUnixNano",
+            "attributes",
+            "droppedAttributesCount",
+            "events",
+            "droppedEventsCount",
+            "links",
+            "droppedLinksCount",
+            "status",
         ],
     );
     let kind = number(&m["kind"]);

@@ -103,7 +103,9 @@ fn val(v: &AnyValue, array_allowed: bool) -> Val {
         any_value::Value::BoolValue(b) => Val::Bool(*b),
         any_value::Value::IntValue(i) => Val::Int(*i),
         any_value::Value::DoubleValue(f) => Val::Double(f.to_bits()),
-        any_value::Value::ArrayValue(a) if array_allowed => Val::Array(a.values.iter().map(|e| val(e, false)).collect()),
+        any_value::Value::ArrayValue(a) if array_allowed => {
+            Val::Array(a.values.iter().map(|e| val(e, false)).collect())
+        }
         other => panic!("unexpected AnyValue member {other:?}"),
     }
 }

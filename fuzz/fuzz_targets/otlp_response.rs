@@ -171,7 +171,12 @@ fuzz_target!(|data: &[u8]| {
             let ours = parse_partial_success(Encoding::Json, rest);
             if !has_duplicate_member_names(rest) {
                 if let Some(expected) = serde_reading(rest) {
-                    assert_eq!(ours, Some(expected), "tracelink and serde_json read {:?}", String::from_utf8_lossy(rest));
+                    assert_eq!(
+                        ours,
+                        Some(expected),
+                        "tracelink and serde_json read {:?}",
+                        String::from_utf8_lossy(rest)
+                    );
                 }
             }
         }
@@ -206,7 +211,10 @@ fuzz_target!(|data: &[u8]| {
                     ps.insert(k.clone(), v.json());
                 }
             }
-            ps.insert(rejected_name.into(), if b.as_number { json!(b.rejected) } else { json!(b.rejected.to_string()) });
+            ps.insert(
+                rejected_name.into(),
+                if b.as_number { json!(b.rejected) } else { json!(b.rejected.to_string()) },
+            );
             ps.insert(message_name.into(), json!(b.message));
             let mut top = Map::new();
             for (k, v) in &b.extra_members {
@@ -223,12 +231,7 @@ fuzz_target!(|data: &[u8]| {
                 serde_json::to_vec_pretty(&Value::Object(top)).unwrap()
             };
             let expected = b.present.then(|| (b.rejected, b.message.clone()));
-            assert_eq!(
-                parse_partial_success(Encoding::Json, &body),
-                expected,
-                "{:?}",
-                String::from_utf8_lossy(&body)
-            );
+            assert_eq!(parse_partial_success(Encoding::Json, &body), expected, "{:?}", String::from_utf8_lossy(&body));
         }
     }
 });

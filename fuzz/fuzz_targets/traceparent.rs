@@ -13,13 +13,15 @@
 
 use libfuzzer_sys::fuzz_target;
 use tracelink::core::span::TraceFlags;
-use tracelink::core::trace_context::{extract, format_traceparent, parse_traceparent, write_traceparent, TRACEPARENT_LEN};
+use tracelink::core::trace_context::{
+    extract, format_traceparent, parse_traceparent, write_traceparent, TRACEPARENT_LEN,
+};
 
 /// `(trace id, span id, flags)` per the spec, or `None`.
 fn reference(value: &str) -> Option<([u8; 16], [u8; 8], u8)> {
     let v = value.trim_matches(|c| c == ' ' || c == '\t').as_bytes();
     let hex = |s: &[u8]| -> Option<Vec<u8>> {
-        if s.len() % 2 != 0 || !s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        if !s.len().is_multiple_of(2) || !s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
             return None;
         }
         Some(s.chunks(2).map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap()).collect())
@@ -63,8 +65,11 @@ fuzz_target!(|data: &[u8]| {
         expected,
         "parser and the spec disagree on {value:?}"
     );
-    assert_eq!(extract(Some(value), &[tracestate]).map(|c| (c.trace_id, c.span_id, c.flags)),
-        parsed.as_ref().map(|c| (c.trace_id, c.span_id, c.flags)), "extract vs parse_traceparent");
+    assert_eq!(
+        extract(Some(value), &[tracestate]).map(|c| (c.trace_id, c.span_id, c.flags)),
+        parsed.as_ref().map(|c| (c.trace_id, c.span_id, c.flags)),
+        "extract vs parse_traceparent"
+    );
 
     let Some(ctx) = parsed else { return };
     assert!(ctx.is_valid() && ctx.is_remote && ctx.trace_state.is_empty());

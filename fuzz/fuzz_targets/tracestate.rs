@@ -39,7 +39,10 @@ fn ref_key(k: &str) -> bool {
 
 fn ref_value(v: &str) -> bool {
     let b = v.as_bytes();
-    !b.is_empty() && b.len() <= 256 && !v.ends_with(' ') && b.iter().all(|&c| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=')
+    !b.is_empty()
+        && b.len() <= 256
+        && !v.ends_with(' ')
+        && b.iter().all(|&c| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=')
 }
 
 /// Level 1: `lcalpha 0*255 keychar`, or `(lcalpha/DIGIT) 0*240 keychar "@" lcalpha 0*13 keychar`
@@ -127,7 +130,11 @@ fn check_state(ts: &TraceState) {
     assert!(header.len() <= MAX_HEADER_LEN, "header of {} characters", header.len());
     // Values may hold inner spaces; nothing else is whitespace.
     assert!(
-        !header.contains('\t') && !header.starts_with(' ') && !header.ends_with(' ') && !header.contains(" ,") && !header.contains(", "),
+        !header.contains('\t')
+            && !header.starts_with(' ')
+            && !header.ends_with(' ')
+            && !header.contains(" ,")
+            && !header.contains(", "),
         "no whitespace around members: {header:?}"
     );
     let keep = reference_keep(&e);
@@ -143,7 +150,11 @@ fuzz_target!(|data: &[u8]| {
     let lines: Vec<&str> = headers.split('\n').collect();
 
     let parsed = TraceState::try_parse_headers(lines.iter().copied());
-    assert_eq!(parsed.as_ref().map(entries).map_err(|e| *e), reference(&lines), "parser and the grammar disagree on {lines:?}");
+    assert_eq!(
+        parsed.as_ref().map(entries).map_err(|e| *e),
+        reference(&lines),
+        "parser and the grammar disagree on {lines:?}"
+    );
     assert_eq!(TraceState::parse_headers(lines.iter().copied()), parsed.clone().unwrap_or_default());
     let mut ts = parsed.unwrap_or_default();
     check_state(&ts);

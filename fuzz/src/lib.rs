@@ -12,7 +12,9 @@
 
 use arbitrary::Arbitrary;
 use tracelink::core::id::{SpanId, TraceId};
-use tracelink::core::otlp::{encode_request, encode_span, encode_spans, encoded_request_len, request_overhead, Encoding};
+use tracelink::core::otlp::{
+    encode_request, encode_span, encode_spans, encoded_request_len, request_overhead, Encoding,
+};
 use tracelink::core::span::{
     Array, KeyValue, Resource, Scope, SpanContext, SpanData, SpanKind, SpanLimits, Status, TraceFlags, Value,
 };
@@ -247,9 +249,11 @@ impl SpanInput {
             trace_state: self.trace_state.clone(),
             is_remote: false,
         };
-        let parent = self
-            .parent
-            .map(|(id, remote)| SpanContext { span_id: SpanId(id), is_remote: remote, ..SpanContext::default() });
+        let parent = self.parent.map(|(id, remote)| SpanContext {
+            span_id: SpanId(id),
+            is_remote: remote,
+            ..SpanContext::default()
+        });
         let kinds = [SpanKind::Internal, SpanKind::Server, SpanKind::Client, SpanKind::Producer, SpanKind::Consumer];
         let kind = kinds[usize::from(self.kind % 5)];
         let mut span = SpanData::new(ctx, parent.as_ref(), self.name.clone(), kind, self.start);
@@ -285,7 +289,8 @@ impl SpanInput {
             match op {
                 Op::Attribute(key, value) => {
                     span.set_attribute(KeyValue { key: key.clone(), value: value.value() }, limits);
-                    exp.dropped_attributes += set_attr(&mut exp.attributes, key, value.expected(max_len), limits.max_attributes);
+                    exp.dropped_attributes +=
+                        set_attr(&mut exp.attributes, key, value.expected(max_len), limits.max_attributes);
                 }
                 Op::Event { name, time, attributes } => {
                     span.add_event(name.clone(), *time, key_values(attributes), limits);
@@ -293,7 +298,12 @@ impl SpanInput {
                         exp.dropped_events += 1;
                     } else {
                         let (attributes, dropped) = limited(attributes, limits.max_attributes_per_event, max_len);
-                        exp.events.push(ExpEvent { time: *time, name: name.clone(), attributes, dropped_attributes: dropped });
+                        exp.events.push(ExpEvent {
+                            time: *time,
+                            name: name.clone(),
+                            attributes,
+                            dropped_attributes: dropped,
+                        });
                     }
                 }
                 Op::Link(l) => {
