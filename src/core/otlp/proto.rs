@@ -333,12 +333,15 @@ impl<'a> Reader<'a> {
 
 /// `ExportTraceServiceResponse { partial_success 1: ExportTracePartialSuccess
 /// { rejected_spans 1: int64, error_message 2: string } }`.
+///
+/// A `partial_success` that occurs more than once is merged, as protobuf
+/// parsers must: each later occurrence overrides only the fields it holds.
 pub(super) fn parse_partial_success(body: &[u8]) -> Option<(i64, String)> {
     let mut response = Reader { buf: body };
     let mut found = None;
     while !response.buf.is_empty() {
         match response.field()? {
-            (1, Field::Bytes(b)) => found = Some(partial_success(b)?),
+            (1, Field::Bytes(b)) => merge_partial_success(b, found.get_or_insert_with(Default::default))?,
             (1, _) => return None,
             _ => {}
         }
@@ -346,19 +349,18 @@ pub(super) fn parse_partial_success(body: &[u8]) -> Option<(i64, String)> {
     found
 }
 
-fn partial_success(body: &[u8]) -> Option<(i64, String)> {
+fn merge_partial_success(body: &[u8], (rejected, message): &mut (i64, String)) -> Option<()> {
     let mut r = Reader { buf: body };
-    let (mut rejected, mut message) = (0, String::new());
     while !r.buf.is_empty() {
         match r.field()? {
-            (1, Field::Varint(v)) => rejected = v as i64,
+            (1, Field::Varint(v)) => *rejected = v as i64,
             // The message is only informative: kept when it is valid UTF-8.
-            (2, Field::Bytes(b)) => message = core::str::from_utf8(b).unwrap_or_default().to_owned(),
+            (2, Field::Bytes(b)) => *message = core::str::from_utf8(b).unwrap_or_default().to_owned(),
             (1 | 2, _) => return None,
             _ => {}
         }
     }
-    Some((rejected, message))
+    Some(())
 }
 
 #[cfg(test)]
@@ -559,6 +561,14 @@ mod tests {
         }
         // invalid UTF-8 in the message: the response still counts, the message is dropped
         assert_eq!(parse_partial_success(&[0x0a, 3, 0x12, 1, 0xff]), Some((0, String::new())));
+
+        // Found by fuzzing (fuzz/ target otlp_response, checked against
+        // prost): a repeated partial_success merges; the second one here holds
+        // only an unknown field, so rejected_spans 24 from the first stays.
+        let twice = [0x0a, 2, 0x08, 24, 0x18, 1, 0x0a, 2, 0x18, 24];
+        assert_eq!(parse_partial_success(&twice), Some((24, String::new())));
+        let message_later = [0x0a, 2, 0x08, 5, 0x0a, 3, 0x12, 1, b'm', 0x0a, 2, 0x08, 6];
+        assert_eq!(parse_partial_success(&message_later), Some((6, "m".into())));
     }
 
     // ---- a decoder for our own output, to check nesting with proptest ----
