@@ -235,14 +235,33 @@ const INSTRUMENTATIONS = {
 };
 
 
+/** [type, message, stack] of a thrown value; parts that refuse to be read are left empty. */
 function errorParts(err) {
-  if (err instanceof Error || (err && typeof err === 'object' && 'message' in err)) {
-    return [String(err.name ?? err.constructor?.name ?? 'Error'), String(err.message ?? ''), String(err.stack ?? '')];
+  const read = (f) => { try { return text(f(), ''); } catch { return ''; } };
+  let isError = false;
+  try { isError = err instanceof Error || (err !== null && typeof err === 'object' && 'message' in err); } catch { /* a proxy */ }
+  if (isError) return [read(() => err.name ?? err.constructor?.name ?? 'Error') || 'Error', read(() => err.message ?? ''), read(() => err.stack ?? '')];
+  return ['', text(err, ''), ''];
+}
+
+/** `String(v)`, or `fallback` for a value that refuses conversion (hostile input is ignored, not an error of ours). */
+function text(v, fallback = '') {
+  try {
+    return String(v);
+  } catch {
+    return fallback;
   }
-  return ['', String(err), ''];
 }
 
 /** Stages an attribute on context `c` (ignored as OpenTelemetry does for other types). */
+/** Stages every attribute of `attributes`; an object that refuses reads gives what could be read. */
+function stageAll(c, attributes) {
+  if (!attributes || typeof attributes !== 'object') return;
+  try {
+    for (const k in attributes) stage(c, k, attributes[k]);
+  } catch { /* hostile getters or proxy traps: the rest is ignored */ }
+}
+
 function stage(c, key, value) {
   if (!c.rec || typeof key !== 'string' || key === '') return;
   const v = snapshot(value);
@@ -265,25 +284,24 @@ export class Span {
   }
   /** Sets several attributes. */
   setAttributes(attributes) {
-    const c = this._c;
-    if (c?.rec) this._t._safe(() => { for (const k in attributes) stage(c, k, attributes[k]); });
+    if (this._c?.rec) stageAll(this._c, attributes);
     return this;
   }
   /** Adds a timestamped event with optional attributes. */
   addEvent(name, attributes) {
     const c = this._c;
-    if (c?.rec) this._t._safe(() => c.log.push(EVENT, clock(), String(name), snapshotAll(attributes)));
+    if (c?.rec) c.log.push(EVENT, clock(), text(name, 'event'), snapshotAll(attributes));
     return this;
   }
   /** Sets the status: 'ok' | 'error' | 'unset' (or {code, message}). */
   setStatus(code, message) {
     const c = this._c;
     if (c?.rec) {
-      this._t._safe(() => {
+      try {
         if (code && typeof code === 'object') ({ code, message } = code);
-        const s = typeof code === 'number' ? code : STATUS[String(code).toLowerCase()];
-        if (s === 0 || s === 1 || s === 2) c.log.push(SET_STATUS, s, message == null ? '' : String(message));
-      });
+        const s = typeof code === 'number' ? code : STATUS[text(code).toLowerCase()];
+        if (s === 0 || s === 1 || s === 2) c.log.push(SET_STATUS, s, message == null ? '' : text(message));
+      } catch { /* a status object that refuses reads: ignored */ }
     }
     return this;
   }
@@ -295,7 +313,7 @@ export class Span {
   /** Renames the span. */
   updateName(name) {
     const c = this._c;
-    if (c?.rec) this._t._safe(() => c.log.push(RENAME, String(name)));
+    if (c?.rec) c.log.push(RENAME, text(name, 'span'));
     return this;
   }
   /** Ends the span (now, or at `endTime`: unix ms or a Date); later calls do nothing. */
@@ -481,11 +499,21 @@ export class Tracing {
   }
 
   _start(name, options) {
-    const kind = KIND[String(options?.kind ?? 'internal').toLowerCase()] ?? 0;
-    const cid = options?.correlationId;
-    const ctx = this._startIn(String(name), kind, this._parentFrom(options), cid == null ? undefined : String(cid), timeMs(options?.startTime));
-    const attrs = options?.attributes;
-    if (ctx?.rec && attrs && typeof attrs === 'object') for (const k in attrs) stage(ctx, k, attrs[k]);
+    // Options are read once, up front: an options object that refuses reads
+    // is ignored (hostile input, not an error of ours), never half-applied.
+    let kind = 0, cid, startTime, attributes, parentOptions = options;
+    try {
+      kind = KIND[text(options?.kind ?? 'internal').toLowerCase()] ?? 0;
+      cid = options?.correlationId;
+      cid = cid == null ? undefined : text(cid, undefined);
+      startTime = options?.startTime;
+      attributes = options?.attributes;
+      parentOptions = options && 'parent' in options ? { parent: options.parent } : undefined;
+    } catch {
+      parentOptions = undefined;
+    }
+    const ctx = this._startIn(text(name, 'span'), kind, this._parentFrom(parentOptions), cid, timeMs(startTime));
+    if (ctx?.rec) stageAll(ctx, attributes);
     return ctx;
   }
 
@@ -827,10 +855,11 @@ export class Tracing {
           (e) => { this._safe(() => this._fail(ctx, e)); finish(); throw e; },
         );
       } catch (e) {
-        // A thenable whose `then` throws: as `await` would, reject with it.
+        // A thenable whose `then` throws: the caller gets it back as it is
+        // (what it would get without tracelink); the span records the error.
         this._safe(() => this._fail(ctx, e));
         finish();
-        return Promise.reject(e);
+        return result;
       }
       return chained instanceof Promise ? this._follow(chained, caller) : chained;
     }
@@ -939,7 +968,7 @@ export class Tracing {
   setBaggage(key, value) {
     return this._safe(() => {
       const ctx = this._current();
-      const next = this._core.baggage(ctx ? ctx.baggage : this._baggage, String(key), String(value));
+      const next = this._core.baggage(ctx ? ctx.baggage : this._baggage, text(key), text(value));
       if (next === undefined) return false;
       if (ctx) ctx.baggage = next;
       else this._baggage = next;
@@ -980,6 +1009,9 @@ export class Tracing {
    */
   flush(timeoutMs = 30000) {
     const caller = this._current();
+    let ms = 30000;
+    try { if (Number.isFinite(+timeoutMs) && +timeoutMs >= 0) ms = +timeoutMs; } catch { /* not a number: the default */ }
+    timeoutMs = ms;
     return this._follow(new Promise((resolve) => {
       if (this._broken) return resolve();
       // This timer is deliberately not unref'd: while a flush is awaited,
