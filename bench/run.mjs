@@ -59,6 +59,10 @@ const CFG = {
   protocol: env.BENCH_PROTOCOL === 'json' ? 'http/json' : env.BENCH_PROTOCOL === 'protobuf' ? 'http/protobuf' : null,
   only: env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => Number(s.trim()))) : null,
   unitTimeoutMs: 180000,
+  // BENCH_TRACELINK_COMPRESS=1: tracelink gzips its exports (its default for a
+  // same-origin endpoint; the sink is cross-origin, so off unless asked). OTel JS
+  // has no compression in browsers: rows then compare gzip'd with plain.
+  tracelinkCompress: env.BENCH_TRACELINK_COMPRESS === '1',
 };
 const SIDES = ['tracelink', 'otel'];
 const LABEL = { tracelink: 'tracelink', otel: 'OTel JS' };
@@ -143,7 +147,7 @@ async function openSide(side, setupOpts) {
   await page.waitForFunction(() => globalThis.bench !== undefined, null, { timeout: 20000 }).catch(() => {
     throw new Error(`${side} page did not load: ${pageErrors.join('; ') || 'no bench driver'}`);
   });
-  const info = await page.evaluate((o) => globalThis.bench.setup(o), setupOpts);
+  const info = await page.evaluate((o) => globalThis.bench.setup(o), side === 'tracelink' && CFG.tracelinkCompress ? { ...setupOpts, compress: true } : setupOpts);
   return { context, page, info, pageErrors };
 }
 

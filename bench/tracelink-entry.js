@@ -21,9 +21,10 @@ function wasmMemoryBytes(t) {
   }
 }
 
-function options({ endpoint, protocol, scheduleDelayMillis, maxQueueSize }) {
+function options({ endpoint, protocol, scheduleDelayMillis, maxQueueSize, compress }) {
   const o = { serviceName: SERVICE, otlpEndpoint: endpoint, instrumentFetch: false, propagateTo: [/.*/] };
   if (protocol) o.protocol = protocol;
+  if (compress != null) o.compress = compress;
   if (scheduleDelayMillis != null) o.scheduleDelayMillis = scheduleDelayMillis;
   if (maxQueueSize != null) o.maxQueueSize = maxQueueSize;
   return o;

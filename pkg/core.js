@@ -72,7 +72,7 @@ export class Core {
   /**
    * `host`: { send(id, bytes, transport, spans) → bool, timer(ms), console?(json) }.
    * Transport 3 asks the host to store the body; it answers with `persisted`.
-   * Rejects when the module lacks what `flags` asks for (1 JSON, 2 console, 4 baggage).
+   * Rejects when the module lacks what `flags` asks for (1 JSON, 2 console, 4 baggage; 8 gzip bodies).
    */
   static async create(module, host, config) {
     const core = new Core();
@@ -96,7 +96,7 @@ export class Core {
     const n = core._put(32, config.serviceName);
     const v = core._put(32 + n, config.serviceVersion);
     const l = core._put(32 + n + v, 'webjs');
-    if (!core._x.tl_init(n, v, l, config.sampleRate, config.flags & 3, config.scheduleDelayMs ?? -1,
+    if (!core._x.tl_init(n, v, l, config.sampleRate, config.flags & 11, config.scheduleDelayMs ?? -1,
       config.maxQueueSize ?? 0, config.maxExportBatchSize ?? 0)) {
       throw new Error('this setup needs tracelink-full.wasm (OTLP/JSON, console export or baggage)');
     }

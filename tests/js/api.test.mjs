@@ -388,3 +388,42 @@ test('stats() names the core counters in the core order (pipeline::STAT_NAMES)',
   assert.equal(s.ended, 1);
   await t.shutdown();
 });
+
+test('exports are gzip\'d (Content-Encoding) outside pages by default, plain with compress: false; rotel reads both', async () => {
+  const seen = [];
+  const front = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      const body = Buffer.concat(chunks);
+      seen.push({ encoding: req.headers['content-encoding'] ?? '', bytes: body.length });
+      const headers = { 'content-type': req.headers['content-type'] };
+      if (req.headers['content-encoding']) headers['content-encoding'] = req.headers['content-encoding'];
+      const up = await fetch(`${collector.httpUrl}/v1/traces`, { method: 'POST', headers, body });
+      res.writeHead(up.status).end(Buffer.from(await up.arrayBuffer()));
+    });
+  });
+  await new Promise((r) => front.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${front.address().port}/v1/traces`;
+  const ids = {};
+  for (const compress of [undefined, false]) {
+    const t = await setupTracing({ serviceName: 'gzip-check', otlpEndpoint: url, wasm, env: {}, ...(compress === false ? { compress } : {}) });
+    const traceIds = [];
+    for (let i = 0; i < 100; i++) {
+      const s = t.startSpan('gz', { attributes: { i, 'app.page': '/orders/list' } });
+      traceIds.push(s.traceId);
+      s.end();
+    }
+    await t.flush();
+    assert.equal(t.stats().exported, 100, JSON.stringify(t.stats()));
+    ids[String(compress)] = traceIds;
+    await t.shutdown();
+  }
+  front.close();
+  assert.equal(seen[0].encoding, 'gzip', 'default outside pages: gzip');
+  assert.equal(seen.at(-1).encoding, '', 'compress: false: plain');
+  assert.ok(seen[0].bytes * 2 < seen.at(-1).bytes, `gzip'd ${seen[0].bytes} B vs plain ${seen.at(-1).bytes} B`);
+  for (const list of Object.values(ids)) {
+    await collector.waitForSpans({ where: (s) => list.includes(s.traceId), count: list.length }, 15000);
+  }
+});

@@ -4,6 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { gunzipSync } from 'node:zlib';
 
 const root = new URL('../../', import.meta.url);
 const wasm = readFileSync(new URL('pkg/tracelink-full.wasm', root));
@@ -15,9 +16,12 @@ after(() => servers.forEach((s) => s.close()));
 async function sink(script) {
   const requests = [];
   const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => { body += c; });
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
+      // Bodies arrive gzip'd when the request says so (the default outside pages).
+      const wire = Buffer.concat(chunks);
+      const body = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(wire) : wire).toString('utf8');
       const spans = JSON.parse(body).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
       requests.push({ spans, bytes: Buffer.byteLength(body), headers: req.headers });
       const [status, headers = {}, reply = '{}'] = script[Math.min(requests.length - 1, script.length - 1)];
@@ -129,3 +133,4 @@ test('await flush() holds a Node process until it settles, even while exports wa
   assert.ok(stats.retried >= 1, 'it was retrying while the flush waited');
   assert.equal(stats.queued + stats.inFlight + stats.exported + stats.dropped, 1, 'the span is accounted for');
 });
+
