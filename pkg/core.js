@@ -79,8 +79,15 @@ export class Core {
     const imports = {
       tl: {
         now: mono,
-        send: (id, ptr, len, transport, spans) => (host.send(id, core.bytes(ptr, len), transport, spans) ? 1 : 0),
-        timer: (ms) => host.timer(ms),
+        // An exception must not unwind through wasm: the request would stay in flight forever.
+        send: (id, ptr, len, transport, spans) => {
+          try {
+            return host.send(id, core.bytes(ptr, len), transport, spans) ? 1 : 0;
+          } catch {
+            return 0; // not handed over: the core counts it as a network error (retried)
+          }
+        },
+        timer: (ms) => { try { host.timer(ms); } catch { /* the next event re-arms it */ } },
         console: (ptr, len) => host.console?.(decoder.decode(core.bytes(ptr, len))),
       },
     };

@@ -166,6 +166,10 @@ function normalize(options) {
   if (typeof persistMaxBytes !== 'number' || !(persistMaxBytes > 0)) fail('persistMaxBytes must be a positive number');
   const persistMaxAgeMs = options.persistMaxAgeMs ?? 24 * 3600 * 1000;
   if (typeof persistMaxAgeMs !== 'number' || !(persistMaxAgeMs > 0)) fail('persistMaxAgeMs must be a positive number');
+  for (const k of ['scheduleDelayMillis', 'maxQueueSize', 'maxExportBatchSize', 'exportTimeoutMillis']) {
+    const v = options[k];
+    if (v != null && !(typeof v === 'number' && v >= 0 && v <= 2 ** 31)) fail(`${k} must be a number from 0 to 2^31`);
+  }
   const fetchImpl = options.fetch ?? global.fetch;
   if (typeof fetchImpl !== 'function') fail('no fetch function in this runtime (pass options.fetch)');
   const resourceAttributes = { ...resourceEnv, ...(options.resourceAttributes ?? {}) };
@@ -488,12 +492,22 @@ export class Tracing {
     if (!options || !('parent' in options) || options.parent === undefined) return this._implicitParent();
     const p = options.parent;
     if (p === null) return null;
-    if (p instanceof Span) return p._c && p._c.t !== this ? this._adopt(p._c) : p._c;
-    if (typeof p === 'object' && typeof p.traceparent === 'string') {
+    let isSpan = false, tp;
+    try {
+      isSpan = p instanceof Span;
+      tp = !isSpan && typeof p === 'object' ? p.traceparent : undefined;
+    } catch {
+      return this._implicitParent(); // a parent that refuses reads is ignored
+    }
+    if (isSpan) return p._c && p._c.t !== this ? this._adopt(p._c) : p._c;
+    if (typeof tp === 'string') {
       // An extracted remote context: started under, never made live here.
-      return { t: this, h: 0, rec: false, log: null, cid: undefined,
-        baggage: typeof p.baggage === 'string' ? p.baggage : this._baggage,
-        tp: p.traceparent, ts: typeof p.tracestate === 'string' ? p.tracestate : '', ids: null, done: false, remote: true };
+      let baggage = this._baggage, ts = '';
+      try {
+        if (typeof p.baggage === 'string') baggage = p.baggage;
+        if (typeof p.tracestate === 'string') ts = p.tracestate;
+      } catch { /* unreadable extras: the traceparent alone */ }
+      return { t: this, h: 0, rec: false, log: null, cid: undefined, baggage, tp, ts, ids: null, done: false, remote: true };
     }
     return this._implicitParent();
   }
