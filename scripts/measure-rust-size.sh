@@ -8,10 +8,9 @@
 #      scripts/build.sh uses for pkg/ (panic=immediate-abort, build-std).
 #   B. An attribute map crossing from JS into the Rust API, on top of the traced app:
 #      fixed Rust attributes (floor), a hand-written js_sys walk, serde-wasm-bindgen.
-#   C. One transport or two: pkg/'s wasm (the Agent; JS moves the bytes) against the same
-#      Agent plus the Rust driver (src/web/{driver,transport,timer,lifecycle}.rs), and the JS
-#      that pkg/tracelink.js would no longer need (its transport, timer and lifecycle code),
-#      minified by esbuild when bench/node_modules has it.
+#   (C., one transport or two, compared pkg/'s former wasm-bindgen Agent with and without the
+#   Rust driver: +8.4 KB gzip of wasm against -0.6 KB of JS. pkg/'s wasm is now a raw ABI
+#   without wasm-bindgen, so the Rust driver, which needs web-sys, is not an option for it.)
 # Probe crates live in a temp dir (KEEP=1 keeps it). Needs scripts/setup.sh done. ~15 min.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -154,53 +153,3 @@ for p in attrs_fixed attrs_reflect attrs_serde; do
   bindgen "target/size-$p/wasm32-unknown-unknown/release/$p.wasm" "$WORK/out-$p"
   row "$p" "$WORK/out-$p"
 done
-
-# --- C. one transport or two -------------------------------------------------------------------
-probe agent_only "tracelink = { path = \"$ROOT\" }" '
-pub use tracelink::web::Agent;'
-probe agent_and_driver "tracelink = { path = \"$ROOT\", features = [\"opentelemetry\"] }" '
-use wasm_bindgen::prelude::*;
-pub use tracelink::web::Agent;
-use tracelink::core::pipeline::PipelineConfig;
-use tracelink::core::span::SpanKind;
-use tracelink::core::tracer::Parent;
-use tracelink::web::driver::{Driver, DriverConfig};
-/// The Rust driver doing what the JS transport does for the Agent.
-#[wasm_bindgen] pub async fn probe_driver(endpoint: String) -> bool {
-    let Ok(d) = Driver::start(DriverConfig { pipeline: PipelineConfig::new("p", None, "webjs"), endpoint, headers: Vec::new(), export_timeout_ms: 30000.0 }) else { return false };
-    let h = d.with(|p, c| { let t = c.unix_nanos(); p.tracer.start_span("s", SpanKind::Internal, Parent::Root, t) });
-    if let Some(h) = h { d.end_span(h, None); }
-    d.flush(30000.0).await.is_ok()
-}'
-echo
-echo "## C. pkg/'s wasm (size-optimised std) with and without the Rust driver"
-echo "$HEAD"
-for p in agent_only agent_and_driver; do
-  build "$WORK/$p/Cargo.toml" "target/size-$p" 1
-  bindgen "target/size-$p/wasm32-unknown-unknown/release/$p.wasm" "$WORK/out-$p"
-  row "$p" "$WORK/out-$p"
-done
-
-ESBUILD="$ROOT/bench/node_modules/.bin/esbuild"
-if [ -x "$ESBUILD" ]; then
-  # tracelink.js without its transport, timer and lifecycle methods (what the Rust driver replaces)
-  node - "$ROOT/pkg/tracelink.js" "$WORK/js-without-transport.js" <<'EOF'
-const fs = require('fs');
-const [src, out] = process.argv.slice(2);
-let s = fs.readFileSync(src, 'utf8');
-for (const name of ['_schedule', '_send', '_settleFlush', '_listen']) {
-  const start = s.search(new RegExp(`\\n  ${name}\\(`));
-  if (start < 0) { console.error(`no ${name} in tracelink.js`); process.exit(1); }
-  let i = s.indexOf('{', start), depth = 0;
-  for (; i < s.length; i++) { if (s[i] === '{') depth++; else if (s[i] === '}' && --depth === 0) break; }
-  s = s.slice(0, start) + s.slice(i + 1);
-}
-fs.writeFileSync(out, s);
-EOF
-  for f in "$ROOT/pkg/tracelink.js" "$WORK/js-without-transport.js"; do
-    "$ESBUILD" --minify --format=esm --log-level=error "$f" > "$WORK/min.js"
-    printf '%s: minified %s bytes, gzip -9 %s\n' "$(basename "$f")" "$(wc -c < "$WORK/min.js")" "$(gzip -9c "$WORK/min.js" | wc -c)"
-  done
-else
-  echo "(bench/node_modules/.bin/esbuild missing: run make bench once for the JS side of C)"
-fi
