@@ -297,8 +297,13 @@ pub fn apply_offset(span: &mut SpanData, offset_nano: i64, limits: &SpanLimits) 
     for event in &mut span.events {
         event.time_unix_nano = shift(event.time_unix_nano, offset_nano);
     }
+    span.set_attribute(KeyValue::new(OFFSET_ATTRIBUTE, offset_ms(offset_nano)), limits);
+}
+
+/// An offset in whole milliseconds, rounded half away from zero (the value of [`OFFSET_ATTRIBUTE`]).
+pub fn offset_ms(offset_nano: i64) -> i64 {
     let half = if offset_nano < 0 { -500_000 } else { 500_000 };
-    span.set_attribute(KeyValue::new(OFFSET_ATTRIBUTE, offset_nano.saturating_add(half) / 1_000_000), limits);
+    offset_nano.saturating_add(half) / 1_000_000
 }
 
 fn shift(time: u64, offset: i64) -> u64 {

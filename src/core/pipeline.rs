@@ -16,8 +16,9 @@ use super::clock_skew::{self, ClockSample, ClockSkew, TraceOffsets};
 use super::export::{ExportConfig, ExportPolicy, Outcome, Transport};
 use super::id::IdGenerator;
 use super::otlp::{self, Encoding};
-use super::span::{KeyValue, Resource, Scope};
 use super::sampler::Sampler;
+use super::span::{KeyValue, Resource, Scope};
+use super::span_log::{self, Staged};
 use super::tracer::{SpanHandle, Tracer, TracerConfig};
 
 /// Everything a pipeline is configured with.
@@ -184,6 +185,45 @@ impl Pipeline {
             return String::from_utf8(json).ok();
         }
         let _ = want_json;
+        None
+    }
+
+    /// Ends span `h` at `end_unix_nano` with what its span log recorded
+    /// (`log`, see [`span_log`]), and queues it. For protobuf the span is
+    /// encoded straight from the log ([`span_log::stage`], no value copied);
+    /// a traced HTTP response in the log is a clock sample first. With
+    /// `want_json`, also returns the span as OTLP JSON (console export).
+    pub fn end_span_with_log(&mut self, h: SpanHandle, log: &[u8], end_unix_nano: u64, now_ms: u64, want_json: bool) -> Option<String> {
+        #[cfg(feature = "json")]
+        if want_json || self.encoding == Encoding::Json {
+            // A malformed log is the host's bug: what parsed is kept.
+            if let Ok(Some(r)) = span_log::apply(&mut self.tracer, h, log) {
+                self.clock_sample_from_response(h, r.at_unix_nano, r.server_timing, r.date);
+            }
+            return self.end_span(h, end_unix_nano, now_ms, want_json);
+        }
+        let _ = want_json;
+        let Some(trace_id) = self.tracer.context(h).map(|c| c.trace_id) else {
+            self.tracer.end_span(h, end_unix_nano); // not live: counted as a stale handle use
+            return None;
+        };
+        let limits = self.tracer.config().limits;
+        let (mut staged, _) = span_log::stage(log, trace_id, &limits);
+        if let Some(r) = staged.response {
+            self.clock_sample_from_response(h, r.at_unix_nano, r.server_timing, r.date);
+        }
+        let span = self.tracer.end_span(h, end_unix_nano)?;
+        if self.policy.drop_if_full() {
+            return None; // counted; not worth encoding
+        }
+        let offset = self.trace_offsets.offset_for(trace_id, self.clock.offset_nano());
+        if offset != 0 {
+            staged.set_attribute((clock_skew::OFFSET_ATTRIBUTE, Staged::I64(clock_skew::offset_ms(offset))), &limits);
+        }
+        let mut record = Vec::with_capacity(self.record_capacity);
+        otlp::encode_staged(&span, &staged, offset, &limits, &mut record);
+        self.record_capacity = record.len().next_power_of_two().max(64);
+        self.policy.push(record, now_ms);
         None
     }
 

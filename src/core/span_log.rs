@@ -23,8 +23,16 @@
 //!
 //! A malformed log applies what parsed before the fault and reports it;
 //! nothing panics.
+//!
+//! Two ways to use a log: [`apply`] replays it onto a [`Tracer`] span (owned
+//! values; the JSON and console paths), and [`stage`] reads it into a
+//! [`StagedSpan`] that borrows every string from the log, so the protobuf
+//! encoder writes the span without copying a single attribute
+//! (`otlp::encode_staged`). Both give the same span: same limits, replacement
+//! by key, drop counts and status rules (a property test checks the bytes).
 
-use super::span::{Array, KeyValue, Status, Value};
+use super::id::TraceId;
+use super::span::{Array, KeyValue, Link, SpanLimits, Status, Value};
 use super::trace_context;
 use super::tracer::{SpanHandle, Tracer};
 
@@ -124,6 +132,258 @@ impl<'a> Reader<'a> {
         let key = self.str()?.to_owned();
         Ok(KeyValue { key, value: self.value()? })
     }
+    /// A scalar, borrowed. Arrays are checked element by element and kept as
+    /// their raw bytes.
+    fn staged_scalar(&mut self, tag: u8) -> Result<Staged<'a>, Malformed> {
+        Ok(match tag {
+            0 => Staged::Str(self.str()?),
+            1 => Staged::I64(i64::from_le_bytes(self.bytes8()?)),
+            2 => Staged::F64(self.f64()?),
+            3 => Staged::Bool(self.u8()? != 0),
+            _ => return Err(Malformed),
+        })
+    }
+    fn staged_value(&mut self) -> Result<Staged<'a>, Malformed> {
+        let tag = self.u8()?;
+        if tag != 4 {
+            return self.staged_scalar(tag);
+        }
+        let elem = self.u8()?;
+        if elem > 3 {
+            return Err(Malformed);
+        }
+        let n = self.leb()?;
+        let start = self.pos;
+        for _ in 0..n {
+            self.staged_scalar(elem)?;
+        }
+        Ok(Staged::Array { elem, n: n as usize, raw: &self.buf[start..self.pos] })
+    }
+    fn staged_key_value(&mut self) -> Result<(&'a str, Staged<'a>), Malformed> {
+        let key = self.str()?;
+        Ok((key, self.staged_value()?))
+    }
+}
+
+/// An attribute value as a log holds it, borrowed (see [`stage`]); the last
+/// three are values tracelink adds from an HTTP response.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Staged<'a> {
+    Str(&'a str),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    /// A homogeneous array: its element tag (the `value` tags 0..=3), count,
+    /// and the elements as the log wrote them (already checked).
+    Array { elem: u8, n: usize, raw: &'a [u8] },
+    /// A trace id, sent as 32 hex digits.
+    TraceIdHex([u8; 16]),
+    /// A span id, sent as 16 hex digits.
+    SpanIdHex([u8; 8]),
+    /// An HTTP status, sent as its 3 digits (`error.type`).
+    StatusDigits(u16),
+}
+
+impl<'a> Staged<'a> {
+    /// Calls `each` on every element of an array value, in order (a no-op
+    /// for other values).
+    pub fn for_each_element(&self, mut each: impl FnMut(Staged<'a>)) {
+        if let Staged::Array { elem, n, raw } = *self {
+            let mut r = Reader { buf: raw, pos: 0 };
+            for _ in 0..n {
+                match r.staged_scalar(elem) {
+                    Ok(v) => each(v),
+                    Err(Malformed) => return,
+                }
+            }
+        }
+    }
+}
+
+/// One key/value of a [`StagedSpan`].
+pub type StagedAttribute<'a> = (&'a str, Staged<'a>);
+
+/// An event of a [`StagedSpan`]; its attributes are
+/// `event_attributes[attributes.0..attributes.1]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StagedEvent<'a> {
+    pub time_unix_nano: u64,
+    pub name: &'a str,
+    pub attributes: (usize, usize),
+    pub dropped_attributes_count: u32,
+}
+
+/// Everything a span log recorded, limited as [`apply`] would, borrowing
+/// from the log (see [`stage`]).
+#[derive(Debug, Default)]
+pub struct StagedSpan<'a> {
+    /// The last rename, if any.
+    pub name: Option<&'a str>,
+    pub attributes: Vec<StagedAttribute<'a>>,
+    pub dropped_attributes_count: u32,
+    pub events: Vec<StagedEvent<'a>>,
+    pub event_attributes: Vec<StagedAttribute<'a>>,
+    pub dropped_events_count: u32,
+    pub links: Vec<Link>,
+    pub dropped_links_count: u32,
+    /// Status code (0 unset, 1 ok, 2 error) and error message.
+    pub status: (u8, &'a str),
+    /// The HTTP response the log recorded, if any.
+    pub response: Option<HttpResponse<'a>>,
+}
+
+/// [`set_limited`](super::span) for staged lists: replaces by key within
+/// `list[from..]`, else appends under `max`; returns 1 when dropped.
+fn set_staged<'a>(list: &mut Vec<StagedAttribute<'a>>, from: usize, kv: StagedAttribute<'a>, max: u32) -> u32 {
+    if let Some(existing) = list[from..].iter_mut().find(|(k, _)| *k == kv.0) {
+        existing.1 = kv.1;
+        return 0;
+    }
+    if (list.len() - from) as u32 >= max {
+        return 1;
+    }
+    list.push(kv);
+    0
+}
+
+impl<'a> StagedSpan<'a> {
+    /// Sets an attribute within `limits` (replacing one with the same key).
+    pub fn set_attribute(&mut self, kv: StagedAttribute<'a>, limits: &SpanLimits) {
+        self.dropped_attributes_count += set_staged(&mut self.attributes, 0, kv, limits.max_attributes);
+    }
+
+    fn set_status(&mut self, code: u8, message: &'a str) {
+        // `Ok` is final; `Unset` never overrides (Tracer::set_status).
+        if self.status.0 != 1 && code != 0 {
+            self.status = (code, if code == 2 { message } else { "" });
+        }
+    }
+
+    /// Adds an event whose attributes were pushed onto `event_attributes`
+    /// from `from` on (limited here, as `SpanData::add_event` does).
+    fn add_event(&mut self, time_unix_nano: u64, name: &'a str, from: usize, limits: &SpanLimits) {
+        if self.events.len() as u32 >= limits.max_events {
+            self.event_attributes.truncate(from);
+            self.dropped_events_count = self.dropped_events_count.saturating_add(1);
+            return;
+        }
+        // Re-insert one by one: replacement by key and the per-event limit.
+        let mut dropped = 0u32;
+        let end = self.event_attributes.len();
+        let mut kept = from;
+        for i in from..end {
+            let kv = self.event_attributes[i];
+            if let Some(j) = (from..kept).find(|&j| self.event_attributes[j].0 == kv.0) {
+                self.event_attributes[j].1 = kv.1;
+            } else if (kept - from) as u32 >= limits.max_attributes_per_event {
+                dropped = dropped.saturating_add(1);
+            } else {
+                self.event_attributes[kept] = kv;
+                kept += 1;
+            }
+        }
+        self.event_attributes.truncate(kept);
+        self.events.push(StagedEvent { time_unix_nano, name, attributes: (from, kept), dropped_attributes_count: dropped });
+    }
+
+    fn record_exception(&mut self, type_: &'a str, message: &'a str, stack: &'a str, time: u64, limits: &SpanLimits) {
+        let from = self.event_attributes.len();
+        if !type_.is_empty() {
+            self.event_attributes.push(("exception.type", Staged::Str(type_)));
+        }
+        self.event_attributes.push(("exception.message", Staged::Str(message)));
+        if !stack.is_empty() {
+            self.event_attributes.push(("exception.stacktrace", Staged::Str(stack)));
+        }
+        self.add_event(time, "exception", from, limits);
+    }
+}
+
+/// Reads `log` into a [`StagedSpan`] for a span of trace `trace_id`, within
+/// `limits`, exactly as [`apply`] would record it. A malformed log keeps what
+/// parsed before the fault (the error is returned with it).
+pub fn stage<'a>(log: &'a [u8], trace_id: TraceId, limits: &SpanLimits) -> (StagedSpan<'a>, Result<(), Malformed>) {
+    let mut span = StagedSpan { attributes: Vec::with_capacity(16), ..StagedSpan::default() };
+    let result = stage_into(&mut span, log, trace_id, limits);
+    (span, result)
+}
+
+fn stage_into<'a>(span: &mut StagedSpan<'a>, log: &'a [u8], trace_id: TraceId, limits: &SpanLimits) -> Result<(), Malformed> {
+    let mut r = Reader { buf: log, pos: 0 };
+    while r.pos < log.len() {
+        match r.u8()? {
+            op::ATTRIBUTE => {
+                let kv = r.staged_key_value()?;
+                span.set_attribute(kv, limits);
+            }
+            op::EVENT => {
+                let time = ms_to_nanos(r.f64()?);
+                let name = r.str()?;
+                let n = r.leb()?;
+                let from = span.event_attributes.len();
+                for _ in 0..n {
+                    match r.staged_key_value() {
+                        Ok(kv) => span.event_attributes.push(kv),
+                        Err(e) => {
+                            span.event_attributes.truncate(from);
+                            return Err(e);
+                        }
+                    }
+                }
+                span.add_event(time, name, from, limits);
+            }
+            op::STATUS => {
+                let code = r.u8()?;
+                let message = r.str()?;
+                span.set_status(if code > 2 { 0 } else { code }, message);
+            }
+            op::RENAME => span.name = Some(r.str()?),
+            op::HTTP_RESPONSE => {
+                let status = u16::try_from(r.leb()?).unwrap_or(0);
+                let traceresponse = r.str()?;
+                let server_timing = r.str()?;
+                let date = r.str()?;
+                let at_unix_nano = ms_to_nanos(r.f64()?);
+                span.set_attribute(("http.response.status_code", Staged::I64(i64::from(status))), limits);
+                if status >= 400 {
+                    span.set_attribute(("error.type", Staged::StatusDigits(status)), limits);
+                    span.set_status(2, "");
+                }
+                let server = trace_context::parse_traceparent(traceresponse.trim())
+                    .or_else(|| server_timing_traceparent(server_timing).and_then(trace_context::parse_traceparent));
+                if let Some(server) = server {
+                    span.set_attribute(("tracelink.response.trace_id", Staged::TraceIdHex(server.trace_id.0)), limits);
+                    span.set_attribute(("tracelink.response.span_id", Staged::SpanIdHex(server.span_id.0)), limits);
+                    if server.trace_id != trace_id {
+                        if span.links.len() as u32 >= limits.max_links {
+                            span.dropped_links_count = span.dropped_links_count.saturating_add(1);
+                        } else {
+                            span.links.push(Link { span_context: server, attributes: Vec::new(), dropped_attributes_count: 0 });
+                        }
+                    }
+                }
+                span.response = Some(HttpResponse { at_unix_nano, server_timing, date });
+            }
+            op::HTTP_FAILURE => {
+                let time = ms_to_nanos(r.f64()?);
+                let error_type = r.str()?;
+                let message = r.str()?;
+                span.set_attribute(("error.type", Staged::Str(error_type)), limits);
+                span.record_exception(error_type, message, "", time, limits);
+                span.set_status(2, message);
+            }
+            op::EXCEPTION => {
+                let time = ms_to_nanos(r.f64()?);
+                let type_ = r.str()?;
+                let message = r.str()?;
+                let stack = r.str()?;
+                span.record_exception(type_, message, stack, time, limits);
+                span.set_status(2, message);
+            }
+            _ => return Err(Malformed),
+        }
+    }
+    Ok(())
 }
 
 /// Milliseconds (f64) to nanoseconds, rounded to whole microseconds (the
@@ -344,6 +604,29 @@ impl LogWriter {
         self.str(message);
         self
     }
+    /// Stages a rename.
+    pub fn rename(&mut self, name: &str) -> &mut Self {
+        self.buf.push(op::RENAME);
+        self.str(name);
+        self
+    }
+    /// Stages a failed HTTP request at `time_ms` (unix ms).
+    pub fn http_failure(&mut self, time_ms: f64, error_type: &str, message: &str) -> &mut Self {
+        self.buf.push(op::HTTP_FAILURE);
+        self.buf.extend_from_slice(&time_ms.to_le_bytes());
+        self.str(error_type);
+        self.str(message);
+        self
+    }
+    /// Stages an exception at `time_ms` (unix ms).
+    pub fn exception(&mut self, time_ms: f64, type_: &str, message: &str, stack: &str) -> &mut Self {
+        self.buf.push(op::EXCEPTION);
+        self.buf.extend_from_slice(&time_ms.to_le_bytes());
+        self.str(type_);
+        self.str(message);
+        self.str(stack);
+        self
+    }
     /// Stages an HTTP response whose headers arrived at `time_ms` (unix ms).
     pub fn http_response(&mut self, status: u16, traceresponse: &str, server_timing: &str, date: &str, time_ms: f64) -> &mut Self {
         self.buf.push(op::HTTP_RESPONSE);
@@ -406,6 +689,146 @@ mod tests {
         }
         let span = t.end_span(h, 2).unwrap();
         assert!(span.attributes.iter().any(|kv| kv.key == "kept"));
+    }
+
+    /// The protobuf bytes of a span given `log`: (replayed onto the tracer
+    /// and encoded, staged and encoded straight from the log).
+    fn both_paths(ops: &[TestOp], cut: usize, limits: SpanLimits, offset: i64) -> (Vec<u8>, Vec<u8>) {
+        use crate::core::clock_skew::{apply_offset, offset_ms, OFFSET_ATTRIBUTE};
+        use crate::core::otlp::{encode_span, encode_staged, Encoding};
+        let config = TracerConfig { limits, ..TracerConfig::default() };
+        let mut old = Tracer::new(config, IdGenerator::from_seed([3; 32]));
+        let h = old.start_span("s", SpanKind::Client, Parent::Root, 1_000_000_000);
+        let trace_id = old.context(h).unwrap().trace_id;
+        let log = write_ops(ops, trace_id);
+        let log = &log[..cut.min(log.len())];
+        let _ = apply(&mut old, h, log);
+        let mut span = old.end_span(h, 5_000_000_000).unwrap();
+        apply_offset(&mut span, offset, &limits);
+        let mut a = Vec::new();
+        encode_span(Encoding::Protobuf, &span, &mut a);
+
+        let mut new = Tracer::new(config, IdGenerator::from_seed([3; 32]));
+        let h = new.start_span("s", SpanKind::Client, Parent::Root, 1_000_000_000);
+        let (mut staged, _) = stage(log, trace_id, &limits);
+        let span = new.end_span(h, 5_000_000_000).unwrap();
+        if offset != 0 {
+            staged.set_attribute((OFFSET_ATTRIBUTE, Staged::I64(offset_ms(offset))), &limits);
+        }
+        let mut b = Vec::new();
+        encode_staged(&span, &staged, offset, &limits, &mut b);
+        (a, b)
+    }
+
+    #[derive(Clone, Debug)]
+    enum TestOp {
+        Attr(u8, Value),
+        Event(f64, String, Vec<(u8, Value)>),
+        Status(u8, String),
+        Rename(String),
+        /// status, traceresponse choice (0 none, 1 same trace, 2 another), in Server-Timing instead
+        Response(u16, u8, bool),
+        Failure(f64, String, String),
+        Exception(f64, String, String, String),
+    }
+
+    const KEYS: [&str; 6] = ["a", "b", "error.type", "http.response.status_code", "é€", "tracelink.clock_offset_ms"];
+
+    fn write_ops(ops: &[TestOp], trace_id: crate::core::id::TraceId) -> Vec<u8> {
+        let mut w = LogWriter::default();
+        for op in ops {
+            match op {
+                TestOp::Attr(k, v) => {
+                    w.attribute(&KeyValue { key: KEYS[*k as usize].into(), value: v.clone() });
+                }
+                TestOp::Event(t, name, kvs) => {
+                    let kvs: Vec<KeyValue> =
+                        kvs.iter().map(|(k, v)| KeyValue { key: KEYS[*k as usize].into(), value: v.clone() }).collect();
+                    w.event(*t, name, &kvs);
+                }
+                TestOp::Status(code, m) => {
+                    w.status(*code, m);
+                }
+                TestOp::Rename(n) => {
+                    w.rename(n);
+                }
+                TestOp::Response(status, which, in_timing) => {
+                    let tp = match which {
+                        1 => format!("00-{}-b7ad6b7169203331-01", trace_id.to_hex()),
+                        2 => "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+                        _ => String::new(),
+                    };
+                    if *in_timing {
+                        w.http_response(*status, "", &format!("traceparent;desc=\"{tp}\""), "", 1_500.25);
+                    } else {
+                        w.http_response(*status, &tp, "", "", 1_500.25);
+                    }
+                }
+                TestOp::Failure(t, ty, m) => {
+                    w.http_failure(*t, ty, m);
+                }
+                TestOp::Exception(t, ty, m, st) => {
+                    w.exception(*t, ty, m, st);
+                }
+            }
+        }
+        w.buf
+    }
+
+    mod staged_equals_applied {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![Just(String::new()), "[a-z]{1,6}", "[aé€😀]{1,5}"]
+        }
+        fn value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                text().prop_map(Value::String),
+                any::<i64>().prop_map(Value::I64),
+                any::<f64>().prop_map(Value::F64),
+                any::<bool>().prop_map(Value::Bool),
+                prop::collection::vec(text(), 0..4).prop_map(|v| Value::Array(Array::String(v))),
+                prop::collection::vec(any::<i64>(), 0..4).prop_map(|v| Value::Array(Array::I64(v))),
+                prop::collection::vec(any::<f64>(), 0..3).prop_map(|v| Value::Array(Array::F64(v))),
+                prop::collection::vec(any::<bool>(), 0..3).prop_map(|v| Value::Array(Array::Bool(v))),
+            ]
+        }
+        fn op() -> impl Strategy<Value = TestOp> {
+            prop_oneof![
+                4 => (0u8..6, value()).prop_map(|(k, v)| TestOp::Attr(k, v)),
+                2 => (0.0f64..3e12, text(), prop::collection::vec((0u8..6, value()), 0..5))
+                    .prop_map(|(t, n, kv)| TestOp::Event(t, n, kv)),
+                1 => (0u8..4, text()).prop_map(|(c, m)| TestOp::Status(c, m)),
+                1 => text().prop_map(TestOp::Rename),
+                1 => (prop_oneof![Just(0u16), Just(200), Just(404), Just(503)], 0u8..3, any::<bool>())
+                    .prop_map(|(s, w, t)| TestOp::Response(s, w, t)),
+                1 => (0.0f64..3e12, text(), text()).prop_map(|(t, a, b)| TestOp::Failure(t, a, b)),
+                1 => (0.0f64..3e12, text(), text(), text()).prop_map(|(t, a, b, c)| TestOp::Exception(t, a, b, c)),
+            ]
+        }
+        fn limits() -> impl Strategy<Value = SpanLimits> {
+            (0u32..6, 0u32..4, 0u32..4, 0u32..3, prop::option::of(0u32..9)).prop_map(|(a, pe, e, l, len)| SpanLimits {
+                max_attributes: a,
+                max_attributes_per_event: pe,
+                max_attributes_per_link: 128,
+                max_events: e,
+                max_links: l,
+                max_attribute_value_length: len,
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #[test]
+            fn same_bytes(ops in prop::collection::vec(op(), 0..12), cut in any::<usize>(), whole in any::<bool>(),
+                          limits in prop_oneof![Just(SpanLimits::default()), limits()],
+                          offset in prop_oneof![Just(0i64), -3_000_000_000i64..3_000_000_000]) {
+                let cut = if whole { usize::MAX } else { cut % 200 };
+                let (applied, staged) = both_paths(&ops, cut, limits, offset);
+                prop_assert_eq!(applied, staged);
+            }
+        }
     }
 
     #[test]

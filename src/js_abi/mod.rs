@@ -32,7 +32,7 @@ use crate::core::id::IdGenerator;
 use crate::core::otlp::Encoding;
 use crate::core::pipeline::{Pipeline, PipelineConfig, Response};
 use crate::core::span::{KeyValue, SpanKind};
-use crate::core::span_log::{self, ms_to_nanos};
+use crate::core::span_log::ms_to_nanos;
 use crate::core::trace_context;
 use crate::core::tracer::{Parent, SpanHandle};
 
@@ -221,24 +221,20 @@ pub extern "C" fn tl_start(kind: u32, parent: u32, name_len: usize, tp_len: usiz
 pub extern "C" fn tl_end(h: u32, log_len: usize, at_ms: f64) -> usize {
     let Some(s) = state() else { return 0 };
     let h = SpanHandle(h & !RECORDING);
-    // A malformed log is tracelink's own bug: what parsed is kept, the span still ends.
-    if let Ok(Some(r)) = span_log::apply(&mut s.pipeline.tracer, h, input(log_len)) {
-        // A traced response is a clock sample (the server's time vs ours).
-        s.pipeline.clock_sample_from_response(h, r.at_unix_nano, r.server_timing, r.date);
-    }
+    // The context as it was, answered once the log (at the same place) is read.
+    let ctx = s.pipeline.tracer.context(h).map(|c| (c.trace_id, c.span_id, c.flags.known(), c.trace_state.clone()));
+    let now = mono();
+    let json = s.pipeline.end_span_with_log(h, input(log_len), ms_to_nanos(at_ms), now, s.console);
     let mut written = 0;
-    if let Some(ctx) = s.pipeline.tracer.context(h) {
+    if let Some((trace_id, span_id, flags, trace_state)) = ctx {
         let io = io();
-        io[..16].copy_from_slice(&ctx.trace_id.0);
-        io[16..24].copy_from_slice(&ctx.span_id.0);
-        io[24] = ctx.flags.known().0;
-        let ts = ctx.trace_state.as_bytes();
-        let n = ts.len().min(io.len() - 25);
-        io[25..25 + n].copy_from_slice(&ts[..n]);
+        io[..16].copy_from_slice(&trace_id.0);
+        io[16..24].copy_from_slice(&span_id.0);
+        io[24] = flags.0;
+        let n = trace_state.len().min(io.len() - 25);
+        io[25..25 + n].copy_from_slice(&trace_state.as_bytes()[..n]);
         written = 25 + n;
     }
-    let now = mono();
-    let json = s.pipeline.end_span(h, ms_to_nanos(at_ms), now, s.console);
     #[cfg(feature = "json")]
     if let Some(json) = json {
         // SAFETY: JS copies the bytes before returning.

@@ -68,6 +68,14 @@ pub fn encode_span(enc: Encoding, span: &SpanData, out: &mut Vec<u8>) {
     }
 }
 
+/// [`encode_span`] (protobuf) for a span head whose attributes, events,
+/// links and status were staged from a span log ([`crate::core::span_log::stage`]),
+/// with every time moved by `offset_nano` (clock skew) and string values cut
+/// to `limits.max_attribute_value_length`. No value is copied on the way.
+pub fn encode_staged(span: &SpanData, staged: &crate::core::span_log::StagedSpan<'_>, offset_nano: i64, limits: &crate::core::span::SpanLimits, out: &mut Vec<u8>) {
+    proto::span_record_staged(out, span, staged, offset_nano, limits.max_attribute_value_length);
+}
+
 /// Appends a whole `ExportTraceServiceRequest` to `out`: one `ResourceSpans`
 /// with `resource`, one `ScopeSpans` with `scope`, and the `records` (made by
 /// [`encode_span`] with the same `enc`) as its spans, in order.

@@ -7,7 +7,9 @@
 //! attributes are short, so most messages are never moved.
 
 use super::{for_each_element, link_flags, scalar, span_flags, Scalar};
+use crate::core::id::push_hex;
 use crate::core::span::{Event, KeyValue, Link, Resource, Scope, SpanData, Status, Value};
+use crate::core::span_log::{Staged, StagedAttribute, StagedSpan};
 
 // Wire types.
 const VARINT: u32 = 0;
@@ -45,6 +47,118 @@ pub(super) fn span_record(out: &mut Vec<u8>, span: &SpanData) {
     status(out, &span.status);
     fixed32(out, 16, span_flags(span));
     end(out, record);
+}
+
+/// [`span_record`] for the span head `span` (ids, parent, kind, times; its
+/// own lists empty) with what its log recorded (`staged`), every time moved
+/// by `offset_nano` and string values cut to `max_len` bytes. The same bytes
+/// as applying the log to `span` and encoding that.
+pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &StagedSpan<'_>, offset_nano: i64, max_len: Option<u32>) {
+    let max_len = max_len.map_or(usize::MAX, |n| n as usize);
+    let record = begin(out, 2);
+    let ctx = &span.span_context;
+    bytes(out, 1, &ctx.trace_id.0);
+    bytes(out, 2, &ctx.span_id.0);
+    string(out, 3, &ctx.trace_state);
+    if span.parent_span_id.is_valid() {
+        bytes(out, 4, &span.parent_span_id.0);
+    }
+    string(out, 5, staged.name.unwrap_or(&span.name));
+    uint(out, 6, span.kind.otlp().into());
+    fixed64(out, 7, shift(span.start_time_unix_nano, offset_nano));
+    fixed64(out, 8, shift(span.end_time_unix_nano, offset_nano));
+    staged_attributes(out, 9, &staged.attributes, max_len);
+    uint(out, 10, staged.dropped_attributes_count.into());
+    for e in &staged.events {
+        let m = begin(out, 11);
+        fixed64(out, 1, shift(e.time_unix_nano, offset_nano));
+        string(out, 2, e.name);
+        staged_attributes(out, 3, &staged.event_attributes[e.attributes.0..e.attributes.1], max_len);
+        uint(out, 4, e.dropped_attributes_count.into());
+        end(out, m);
+    }
+    uint(out, 12, staged.dropped_events_count.into());
+    for l in &staged.links {
+        link(out, l);
+    }
+    uint(out, 14, staged.dropped_links_count.into());
+    if staged.status.0 != 0 {
+        let m = begin(out, 15);
+        string(out, 2, staged.status.1);
+        uint(out, 3, staged.status.0.into());
+        end(out, m);
+    }
+    fixed32(out, 16, span_flags(span));
+    end(out, record);
+}
+
+/// `time` moved by `offset` nanoseconds, saturating (clock_skew::apply_offset).
+fn shift(time: u64, offset: i64) -> u64 {
+    if offset < 0 {
+        time.saturating_sub(offset.unsigned_abs())
+    } else {
+        time.saturating_add(offset.unsigned_abs())
+    }
+}
+
+/// [`attributes`] for staged key/values.
+fn staged_attributes(out: &mut Vec<u8>, field: u32, list: &[StagedAttribute<'_>], max_len: usize) {
+    for (k, v) in list {
+        let m = begin(out, field);
+        string(out, 1, k);
+        let a = begin(out, 2);
+        if let Staged::Array { .. } = v {
+            let arr = begin(out, 5);
+            v.for_each_element(|e| {
+                let m = begin(out, 1);
+                staged_scalar(out, e, max_len);
+                end(out, m);
+            });
+            end(out, arr);
+        } else {
+            staged_scalar(out, *v, max_len);
+        }
+        end(out, a);
+        end(out, m);
+    }
+}
+
+fn staged_scalar(out: &mut Vec<u8>, v: Staged<'_>, max_len: usize) {
+    let mut hex = String::new();
+    let s = match v {
+        Staged::Str(s) => truncated(s, max_len),
+        Staged::I64(i) => return scalar_member(out, Scalar::I64(i)),
+        Staged::F64(f) => return scalar_member(out, Scalar::F64(f)),
+        Staged::Bool(b) => return scalar_member(out, Scalar::Bool(b)),
+        Staged::Array { .. } => return,
+        Staged::TraceIdHex(id) => {
+            push_hex(&mut hex, &id);
+            truncated(&hex, max_len)
+        }
+        Staged::SpanIdHex(id) => {
+            push_hex(&mut hex, &id);
+            truncated(&hex, max_len)
+        }
+        Staged::StatusDigits(status) => {
+            for d in [status / 100 % 10, status / 10 % 10, status % 10] {
+                hex.push(char::from(b'0' + d as u8));
+            }
+            truncated(&hex, max_len)
+        }
+    };
+    scalar_member(out, Scalar::Str(s));
+}
+
+/// `s` cut to at most `max` bytes at a char boundary (span::truncate_value).
+fn truncated(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
 }
 
 /// `Span.events` (11): `Event { time 1, name 2, attributes 3, dropped 4 }`.
@@ -204,10 +318,13 @@ fn varint_bytes(mut v: u64, buf: &mut [u8; 10]) -> usize {
     i + 1
 }
 
-pub(super) fn varint(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0; 10];
-    let n = varint_bytes(v, &mut buf);
-    out.extend_from_slice(&buf[..n]);
+pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
+    // Byte pushes: most varints here are one byte (keys, small lengths).
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 /// The number of bytes `v` takes as a varint.
@@ -266,8 +383,10 @@ fn end(out: &mut Vec<u8>, body: usize) {
     let n = varint_bytes((out.len() - body) as u64, &mut buf);
     out[body - 1] = buf[0];
     if n > 1 {
+        let len = out.len();
         out.extend_from_slice(&buf[1..n]);
-        out[body..].rotate_right(n - 1);
+        out.copy_within(body..len, body + n - 1);
+        out[body..body + n - 1].copy_from_slice(&buf[1..n]);
     }
 }
 
