@@ -4,7 +4,7 @@
 //
 //   dist/otel/page.js             OTel reference setup + driver (both exporters)
 //   dist/tracelink/page.js        tracelink (pkg/*.js) + driver
-//   dist/tracelink/tracelink.wasm, tracelink-full.wasm
+//   dist/tracelink/tracelink.wasm, tracelink-gzip.wasm, tracelink-full.wasm
 //   dist/size/otel.js             what a page ships for the OTel reference setup (OTLP/JSON, OTel's default)
 //   dist/size/otel-proto.js       the same with the OTLP/protobuf exporter
 //   dist/size/tracelink/app.js    what a page ships for tracelink (+ its .wasm)
@@ -20,7 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const PKG_FILES = ['tracelink.js', 'context.js', 'core.js', 'tracelink.wasm', 'tracelink-full.wasm'];
+export const PKG_FILES = ['tracelink.js', 'context.js', 'core.js', 'tracelink.wasm', 'tracelink-gzip.wasm', 'tracelink-full.wasm'];
 
 /** The one esbuild configuration both sides use. */
 export const ESBUILD_OPTIONS = {
@@ -130,7 +130,7 @@ export async function build({ pkgDir = resolve(HERE, '..', 'pkg'), outDir = join
   if (result.tracelink.ok) {
     try {
       const plugins = [tracelinkPlugin(pkgDir)];
-      const wasms = ['tracelink.wasm', 'tracelink-full.wasm'];
+      const wasms = ['tracelink.wasm', 'tracelink-gzip.wasm', 'tracelink-full.wasm'];
       // Size counts the shipped package even when speed runs on a bench build.
       const sizePkg = resolve(process.env.TRACELINK_SIZE_PKG || pkgDir);
       await bundle({ entryPoints: [join(HERE, 'tracelink-entry.js')], outfile: join(outDir, 'tracelink', 'page.js'), plugins });

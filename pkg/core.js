@@ -18,13 +18,12 @@ const STAT_NAMES = ['started', 'unsampled', 'ended', 'live', 'queued', 'inFlight
 
 /**
  * The compiled core: `source` is a WebAssembly.Module (Workers), bytes, a
- * URL, or undefined for the file next to this one (`full`: the build with
- * OTLP/JSON, console export and baggage).
+ * URL, or undefined for the file next to this one of `variant` (see wasmUrl).
  */
-export function compile(source, full) {
+export function compile(source, variant) {
   if (source instanceof WebAssembly.Module) return Promise.resolve(source);
   if (ArrayBuffer.isView(source) || source instanceof ArrayBuffer) return WebAssembly.compile(source);
-  const url = source ?? wasmUrl(full);
+  const url = source ?? wasmUrl(variant);
   const key = String(url);
   let module = compiled.get(key);
   if (!module) {
@@ -43,9 +42,14 @@ export function compile(source, full) {
   return module;
 }
 
-/** Where the wasm sits next to this file. Literal URLs, so bundlers (Vite, webpack) emit both files. */
-export function wasmUrl(full) {
-  return full ? new URL('./tracelink-full.wasm', import.meta.url) : new URL('./tracelink.wasm', import.meta.url);
+/**
+ * Where the wasm of `variant` sits next to this file: 0 the smallest
+ * (OTLP/protobuf), 1 with the gzip encoder, 2 full (gzip, OTLP/JSON, console
+ * export, baggage). Literal URLs, so bundlers (Vite, webpack) emit all three.
+ */
+export function wasmUrl(variant) {
+  return variant === 2 ? new URL('./tracelink-full.wasm', import.meta.url)
+    : variant === 1 ? new URL('./tracelink-gzip.wasm', import.meta.url) : new URL('./tracelink.wasm', import.meta.url);
 }
 
 /** Milliseconds of a monotonic clock. */
@@ -72,7 +76,7 @@ export class Core {
   /**
    * `host`: { send(id, bytes, transport, spans) → bool, timer(ms), console?(json) }.
    * Transport 3 asks the host to store the body; it answers with `persisted`.
-   * Rejects when the module lacks what `flags` asks for (1 JSON, 2 console, 4 baggage; 8 gzip bodies).
+   * Rejects when the module lacks what `flags` asks for (1 JSON, 2 console, 4 baggage); flag 8 (gzip bodies) needs a build with the encoder (`gzip`).
    */
   static async create(module, host, config) {
     const core = new Core();
@@ -103,10 +107,10 @@ export class Core {
     const n = core._put(32, config.serviceName);
     const v = core._put(32 + n, config.serviceVersion);
     const l = core._put(32 + n + v, 'webjs');
-    if (!core._x.tl_init(n, v, l, config.sampleRate, config.flags & 11, config.scheduleDelayMs ?? -1,
-      config.maxQueueSize ?? 0, config.maxExportBatchSize ?? 0)) {
-      throw new Error('this setup needs tracelink-full.wasm (OTLP/JSON, console export or baggage)');
-    }
+    const init = core._x.tl_init(n, v, l, config.sampleRate, config.flags & 11, config.scheduleDelayMs ?? -1,
+      config.maxQueueSize ?? 0, config.maxExportBatchSize ?? 0);
+    if (!init) throw new Error('this setup needs tracelink-full.wasm (OTLP/JSON, console export or baggage)');
+    core.gzip = (init & 2) !== 0; // bodies are gzip'd (flag 8 and a build with the encoder)
     return core;
   }
 
@@ -116,6 +120,7 @@ export class Core {
     this._dv = null;
     this._io = 0; // the io buffer's address
     this._cap = 0; // its size
+    this.gzip = false;
   }
 
   /** The io buffer with room for `n` bytes; returns the memory view. */

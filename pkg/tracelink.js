@@ -17,14 +17,14 @@ const HTTP_METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', '
 const ATTRIBUTE = 1, EVENT = 2, SET_STATUS = 3, RENAME = 4, HTTP_RESPONSE = 5, HTTP_FAILURE = 6, EXCEPTION = 7;
 
 /** The compiled core, with a clear error when it cannot be loaded. */
-async function loadWasm(source, full) {
+async function loadWasm(source, variant) {
   try {
-    return await compile(source, full);
+    return await compile(source, variant);
   } catch (e) {
     let from = 'next to tracelink.js';
-    try { from = source == null ? String(wasmUrl(full)) : typeof source === 'string' || source instanceof URL ? source : source.url || 'options.wasm'; } catch { /* no import.meta.url (Workers) */ }
+    try { from = source == null ? String(wasmUrl(variant)) : typeof source === 'string' || source instanceof URL ? source : source.url || 'options.wasm'; } catch { /* no import.meta.url (Workers) */ }
     throw new TypeError(`tracelink: setupTracing: cannot load the wasm from ${from}: ${String(e?.message ?? e).replace(/\.$/, '')}.`
-      + " Pass options.wasm: the file's URL or bytes, or a WebAssembly.Module (Workers: import wasm from 'tracelink/tracelink.wasm';"
+      + " Pass options.wasm: the file's URL or bytes, or a WebAssembly.Module (Workers: import wasm from 'tracelink/tracelink-gzip.wasm';"
       + " with protocol http/json, consoleExport or propagateBaggage: 'tracelink/tracelink-full.wasm')", { cause: e });
   }
 }
@@ -193,10 +193,11 @@ function normalize(options) {
 export async function setupTracing(options = {}) {
   const config = normalize(options);
   const store = await contextStore(options.asyncContext);
-  // The small default wasm encodes OTLP/protobuf; JSON, console export and
-  // baggage come with the full one, downloaded only by setups that use them.
+  // The small default wasm encodes OTLP/protobuf; the gzip encoder, and JSON,
+  // console export and baggage, come with bigger ones, downloaded only by
+  // setups that use them (core.js wasmUrl: 0 plain, 1 gzip, 2 full).
   const full = config.json || config.consoleExport || config.propagateBaggage;
-  const module = await loadWasm(options.wasm, full);
+  const module = await loadWasm(options.wasm, full ? 2 : config.compress ? 1 : 0);
   const tracing = new Tracing(config, store);
   try {
     tracing._core = await Core.create(module, {
@@ -211,6 +212,14 @@ export async function setupTracing(options = {}) {
   } catch (e) {
     throw new TypeError(`tracelink: setupTracing: ${String(e?.message ?? e)}`
       + (full ? " (Workers: import wasm from 'tracelink/tracelink-full.wasm')" : ''), { cause: e });
+  }
+  if (config.compress && !tracing._core.gzip) {
+    // options.wasm without the gzip encoder: plain bodies, unless asked for.
+    if (options.compress) {
+      tracing._core.shutdown();
+      throw new TypeError("tracelink: setupTracing: compress: true needs tracelink-gzip.wasm or tracelink-full.wasm (options.wasm has no gzip encoder)");
+    }
+    config.compress = false;
   }
   tracing._start_();
   let hooks = null; // what instrumentations use (instrument/hooks.js), loaded with the first

@@ -13,9 +13,10 @@ WASM_OPT="$ROOT/.tools/node_modules/.bin/wasm-opt"
 OUT="${TRACELINK_OUT:-pkg}"
 
 # The npm package's wasm is the raw ABI of src/js_abi.rs (no wasm-bindgen, no
-# JS glue), in two variants: tracelink.wasm (the default: OTLP/protobuf) and
-# tracelink-full.wasm (adds OTLP/JSON, console export and W3C baggage),
-# downloaded only by setups that use those.
+# JS glue), in three variants: tracelink.wasm (the default: OTLP/protobuf),
+# tracelink-gzip.wasm (adds gzip'd exports: the default for same-origin
+# endpoints and outside pages) and tracelink-full.wasm (gzip, OTLP/JSON,
+# console export and W3C baggage), each downloaded only by setups that use it.
 #
 # Smallest build: std rebuilt with panics that abort at once (no panic
 # messages, no formatting machinery: about -13 KB raw / -6 KB gzip). It needs
@@ -42,6 +43,7 @@ build_variant() { # $1: extra cargo features, $2: output file name
 mkdir -p "$OUT"
 rm -rf "$OUT"/tracelink_wasm* "$OUT"/snippets "$OUT"/*.wasm
 build_variant "" tracelink.wasm
+build_variant gzip tracelink-gzip.wasm
 build_variant full tracelink-full.wasm
 if [ "$OUT" = pkg ]; then
   cp README.md LICENSE pkg/ 2>/dev/null || true
@@ -51,7 +53,7 @@ else
   cp pkg/instrument/*.js "$OUT/instrument/" 2>/dev/null || true
 fi
 
-# Sizes of what a page loads: the wasm and both JS files.
+# Sizes of what a page loads: the wasm and the JS files.
 node scripts/size.mjs "$OUT"
 
 # The Rust example app (examples/rust-app, feature `opentelemetry`): tests/e2e/rust_app.test.mjs.

@@ -12,8 +12,12 @@
 //! gzip'd request record by record, [`Deflate`] compresses each record once
 //! and remembers where it ended; [`BodyBuilder::build`] then cuts the
 //! compressed stream after the records the policy chose.
+//!
+//! Without the cargo feature `gzip` bodies are always plain (the npm package's
+//! smallest wasm leaves the encoder out).
 
 use super::export::{RequestSizer, Transmit, Transport};
+#[cfg(feature = "gzip")]
 use super::gzip::{Deflate, Mark};
 use super::otlp::{self, Encoding, Envelope};
 use super::span::{Resource, Scope};
@@ -22,32 +26,50 @@ use super::span::{Resource, Scope};
 pub struct BodyBuilder {
     encoding: Encoding,
     envelope: Envelope,
+    #[cfg(feature = "gzip")]
     compress: bool,
+    #[cfg(feature = "gzip")]
     deflate: Deflate,
     /// The request being measured is gzip'd (else plain).
+    #[cfg(feature = "gzip")]
     gzip: bool,
     /// Records measured since `begin`.
     count: usize,
     /// Their bytes, separators included.
     data_len: usize,
     /// gzip'd: the mark after each measured record.
+    #[cfg(feature = "gzip")]
     marks: Vec<Mark>,
 }
 
 impl BodyBuilder {
-    /// Bodies in `encoding`; fetch bodies gzip'd when `compress` (and smaller).
-    /// Call [`set_envelope`](Self::set_envelope) before use.
+    /// Bodies in `encoding`; fetch bodies gzip'd when `compress` (and smaller;
+    /// never without the `gzip` feature). Call
+    /// [`set_envelope`](Self::set_envelope) before use.
     pub fn new(encoding: Encoding, compress: bool) -> BodyBuilder {
+        let _ = compress;
         BodyBuilder {
             encoding,
             envelope: Envelope::default(),
+            #[cfg(feature = "gzip")]
             compress,
+            #[cfg(feature = "gzip")]
             deflate: Deflate::new(),
+            #[cfg(feature = "gzip")]
             gzip: false,
             count: 0,
             data_len: 0,
+            #[cfg(feature = "gzip")]
             marks: Vec::new(),
         }
+    }
+
+    /// Whether fetch bodies may be gzip'd.
+    pub fn compresses(&self) -> bool {
+        #[cfg(feature = "gzip")]
+        return self.compress;
+        #[cfg(not(feature = "gzip"))]
+        false
     }
 
     /// Sets the resource and scope every request carries.
@@ -58,6 +80,7 @@ impl BodyBuilder {
     /// Forgets the last measurement (so `build` never uses one made for
     /// another queue head).
     pub fn forget(&mut self) {
+        #[cfg(feature = "gzip")]
         self.marks.clear();
     }
 
@@ -65,8 +88,9 @@ impl BodyBuilder {
     /// order), and whether it is gzip'd. Its length is `t.bytes` when this
     /// builder measured `t`.
     pub fn build(&mut self, t: &Transmit, records: &[Vec<u8>], resource: &Resource, scope: &Scope) -> (Vec<u8>, bool) {
-        let n = records.len();
-        if self.compress && !matches!(t.transport, Transport::Beacon | Transport::Persist) && n > 0 {
+        #[cfg(feature = "gzip")]
+        if self.compress && !matches!(t.transport, Transport::Beacon | Transport::Persist) && !records.is_empty() {
+            let n = records.len();
             if !(self.gzip && self.marks.len() >= n) {
                 self.begin(t.transport);
                 records.iter().for_each(|r| {
@@ -91,12 +115,16 @@ impl BodyBuilder {
 
 impl RequestSizer for BodyBuilder {
     fn begin(&mut self, transport: Transport) {
-        self.gzip = self.compress && !matches!(transport, Transport::Beacon | Transport::Persist);
+        let _ = transport;
         self.count = 0;
         self.data_len = 0;
-        self.marks.clear();
-        if self.gzip {
-            self.deflate.reset();
+        #[cfg(feature = "gzip")]
+        {
+            self.gzip = self.compress && !matches!(transport, Transport::Beacon | Transport::Persist);
+            self.marks.clear();
+            if self.gzip {
+                self.deflate.reset();
+            }
         }
     }
 
@@ -107,11 +135,17 @@ impl RequestSizer for BodyBuilder {
         let head_len = self.envelope.head_len(self.data_len);
         let tail = self.envelope.tail();
         let plain = head_len + self.data_len + tail.len();
+        #[cfg(not(feature = "gzip"))]
+        return plain;
+        #[cfg(feature = "gzip")]
         if !self.gzip {
             return plain;
         }
+        #[cfg(feature = "gzip")]
         let mark = self.deflate.push(&[separator, record]);
+        #[cfg(feature = "gzip")]
         self.marks.push(mark);
+        #[cfg(feature = "gzip")]
         plain.min(self.deflate.gzip_len(head_len, mark, tail))
     }
 }

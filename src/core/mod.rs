@@ -26,6 +26,7 @@ pub mod baggage;
 pub mod body;
 pub mod clock_skew;
 pub mod export;
+#[cfg(feature = "gzip")]
 pub mod gzip;
 #[cfg(feature = "opentelemetry")]
 pub mod http_span;

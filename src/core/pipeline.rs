@@ -152,6 +152,12 @@ impl Pipeline {
         self.bodies.set_envelope(&self.resource, &self.scope);
     }
 
+    /// Whether fetch bodies are gzip'd (when smaller): `compress` was set and
+    /// this build has the `gzip` feature.
+    pub fn compresses(&self) -> bool {
+        self.bodies.compresses()
+    }
+
     /// The wire encoding.
     pub fn encoding(&self) -> Encoding {
         self.encoding

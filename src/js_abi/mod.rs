@@ -124,7 +124,9 @@ pub extern "C" fn tl_io(len: usize) -> *mut u8 {
 /// Sets up tracing. io: 32 seed bytes, then the service name, version and
 /// SDK language (lengths given). `flags`: 1 JSON encoding, 2 console export,
 /// 8 gzip request bodies (where smaller; never beacons or stored bodies).
-/// Returns 1, or 0 when this build lacks what `flags` asks for.
+/// Returns 0 when this build lacks what `flags` asks for (JSON, console),
+/// else 1, plus 2 when bodies are gzip'd (flag 8 in a build with the `gzip`
+/// feature; without it, flag 8 is ignored).
 #[no_mangle]
 pub extern "C" fn tl_init(
     name_len: usize, version_len: usize, language_len: usize, sample_ratio: f64, flags: u32, schedule_ms: f64,
@@ -157,9 +159,10 @@ pub extern "C" fn tl_init(
         config.export.max_batch_spans = max_batch as usize;
     }
     let pipeline = Pipeline::new(config, IdGenerator::from_seed(seed));
+    let gzip = pipeline.compresses();
     // SAFETY: see `Global`.
     unsafe { *GLOBAL.state.get() = Some(State { pipeline, console: flags & 2 != 0, timer_at: None }) };
-    1
+    1 | if gzip { 2 } else { 0 }
 }
 
 /// Adds a resource attribute. io: key, then value.

@@ -107,7 +107,7 @@ test('workerd: 30 concurrent requests in one isolate, with and without nodejs_al
     .replace(/\$([A-Z_]+)/g, (m, k) => String({ ...ports, ECHO_URL: base }[k] ?? m));
   fs.writeFileSync(path.join(dir, 'config.capnp'), config);
   for (const f of ['worker.js', 'scenario.mjs']) fs.copyFileSync(path.join(CONTEXT, f === 'worker.js' ? 'worker.js' : f), path.join(dir, f));
-  for (const f of ['tracelink.js', 'context.js', 'core.js', 'tracelink.wasm', 'tracelink-full.wasm']) fs.copyFileSync(path.join(PKG, f), path.join(dir, f));
+  for (const f of ['tracelink.js', 'context.js', 'core.js', 'tracelink.wasm', 'tracelink-gzip.wasm', 'tracelink-full.wasm']) fs.copyFileSync(path.join(PKG, f), path.join(dir, f));
   const workerd = await serve(runtime('workerd'), ['serve', 'config.capnp'], { cwd: dir, env: { ...process.env, PWD: dir }, port: ports.PLAIN_PORT });
   try {
     for (const [label, port, exact] of [['nodejs_als', ports.ALS_PORT, true], ['no flags', ports.PLAIN_PORT, false]]) {

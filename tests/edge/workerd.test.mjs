@@ -25,7 +25,7 @@ before(async () => {
   fs.writeFileSync(path.join(dir, 'config.capnp'), config);
   fs.copyFileSync(path.join(EXAMPLES, 'cloudflare-worker.js'), path.join(dir, 'cloudflare-worker.js'));
   fs.copyFileSync(path.join(FIXTURES, 'workerd', 'probe-worker.js'), path.join(dir, 'probe-worker.js'));
-  for (const f of ['tracelink.js', 'context.js', 'core.js', 'tracelink.wasm', 'tracelink-full.wasm']) fs.copyFileSync(path.join(PKG, f), path.join(dir, f));
+  for (const f of ['tracelink.js', 'context.js', 'core.js', 'tracelink.wasm', 'tracelink-gzip.wasm', 'tracelink-full.wasm']) fs.copyFileSync(path.join(PKG, f), path.join(dir, f));
   workerd = await serve(runtime('workerd'), ['serve', 'config.capnp', '--verbose'], { cwd: dir, env: { ...process.env, PWD: dir }, port: ports.FROZEN_PORT });
   urls = {
     example: `http://127.0.0.1:${ports.EXAMPLE_PORT}`,
@@ -162,7 +162,7 @@ test('Worker: a span ended without waitUntil(flush()) waits for the next flush, 
 test('workerd test: without the imported module, setupTracing rejects with what to do', async () => {
   const dir = tempDir('tracelink-workerd-misuse-');
   for (const f of ['misuse.capnp', 'misuse-worker.js']) fs.copyFileSync(path.join(FIXTURES, 'workerd', f), path.join(dir, f));
-  for (const f of ['tracelink.js', 'context.js', 'core.js', 'tracelink.wasm', 'tracelink-full.wasm']) fs.copyFileSync(path.join(PKG, f), path.join(dir, f));
+  for (const f of ['tracelink.js', 'context.js', 'core.js', 'tracelink.wasm', 'tracelink-gzip.wasm', 'tracelink-full.wasm']) fs.copyFileSync(path.join(PKG, f), path.join(dir, f));
   const out = await run(runtime('workerd'), ['test', 'misuse.capnp'], { cwd: dir, env: { ...process.env, PWD: dir } });
   const log = out.stdout + out.stderr;
   assert.equal(out.code, 0, log);

@@ -389,7 +389,7 @@ test('stats() names the core counters in the core order (pipeline::STAT_NAMES)',
   await t.shutdown();
 });
 
-test('exports are gzip\'d (Content-Encoding) outside pages by default, plain with compress: false; rotel reads both', async () => {
+test('exports are gzip\'d (Content-Encoding) outside pages by default, plain with compress: false or a wasm without the encoder; rotel reads both', async () => {
   const seen = [];
   const front = http.createServer((req, res) => {
     const chunks = [];
@@ -406,8 +406,13 @@ test('exports are gzip\'d (Content-Encoding) outside pages by default, plain wit
   await new Promise((r) => front.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${front.address().port}/v1/traces`;
   const ids = {};
-  for (const compress of [undefined, false]) {
-    const t = await setupTracing({ serviceName: 'gzip-check', otlpEndpoint: url, wasm, env: {}, ...(compress === false ? { compress } : {}) });
+  const gzipWasm = readFileSync(new URL('pkg/tracelink-gzip.wasm', root));
+  const plainWasm = readFileSync(new URL('pkg/tracelink.wasm', root));
+  // [wasm, compress option, expected Content-Encoding]
+  const cases = [[wasm, undefined, 'gzip'], [gzipWasm, undefined, 'gzip'], [plainWasm, undefined, ''], [wasm, false, '']];
+  for (const [i, [w, compress, encoding]] of cases.entries()) {
+    const t = await setupTracing({ serviceName: 'gzip-check', otlpEndpoint: url, wasm: w, env: {}, ...(compress === false ? { compress } : {}) });
+    const before = seen.length;
     const traceIds = [];
     for (let i = 0; i < 100; i++) {
       const s = t.startSpan('gz', { attributes: { i, 'app.page': '/orders/list' } });
@@ -416,9 +421,14 @@ test('exports are gzip\'d (Content-Encoding) outside pages by default, plain wit
     }
     await t.flush();
     assert.equal(t.stats().exported, 100, JSON.stringify(t.stats()));
-    ids[String(compress)] = traceIds;
+    ids[i] = traceIds;
     await t.shutdown();
+    assert.ok(seen.length > before);
+    for (const r of seen.slice(before)) assert.equal(r.encoding, encoding, `wasm ${w.length} B, compress ${compress}`);
   }
+  // Asking for gzip with a wasm that has no encoder is a clear error, not silently plain.
+  await assert.rejects(setupTracing({ serviceName: 'gzip-check', otlpEndpoint: url, wasm: plainWasm, env: {}, compress: true }),
+    (e) => e instanceof TypeError && /compress: true needs tracelink-gzip\.wasm/.test(e.message));
   front.close();
   assert.equal(seen[0].encoding, 'gzip', 'default outside pages: gzip');
   assert.equal(seen.at(-1).encoding, '', 'compress: false: plain');
