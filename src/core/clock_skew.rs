@@ -36,6 +36,7 @@
 use super::export::parse_imf_fixdate;
 use super::id::TraceId;
 use super::span::{KeyValue, SpanData, SpanLimits};
+use super::text;
 
 /// Samples kept.
 pub const CAPACITY: usize = 8;
@@ -87,7 +88,7 @@ impl ClockSample {
     ) -> Option<ClockSample> {
         let (server_unix_nano, server_duration_nano, precision_nano) = parse_server_time(server_timing)
             .or_else(|| {
-                let seconds = parse_imf_fixdate(date.trim_matches([' ', '\t']).as_bytes())?;
+                let seconds = parse_imf_fixdate(text::trim_ows(date).as_bytes())?;
                 Some((seconds.checked_mul(1_000_000_000)?, 0, DATE_PRECISION_NANO))
             })?;
         Some(ClockSample {
@@ -123,16 +124,16 @@ impl ClockSample {
 /// The `tracelink-time` metric of a Server-Timing header as
 /// `(start unix ns, duration ns, precision ns)`.
 fn parse_server_time(header: &str) -> Option<(u64, u64, u64)> {
-    header.split(',').find_map(|entry| {
-        let mut parts = entry.split(';');
-        if !parts.next()?.trim().eq_ignore_ascii_case(SERVER_TIME_METRIC) {
+    text::split(header, b',').find_map(|entry| {
+        let mut parts = text::split(entry, b';');
+        if !text::trim(parts.next()?).eq_ignore_ascii_case(SERVER_TIME_METRIC) {
             return None;
         }
         let (mut start, mut duration) = (None, Some((0, 1))); // no dur: 0, adds no imprecision
         for param in parts {
-            let Some((key, value)) = param.split_once('=') else { continue };
-            let value = value.trim().trim_matches('"');
-            match key.trim() {
+            let Some((key, value)) = text::split_once(param, b'=') else { continue };
+            let value = text::trim_by(text::trim(value), |c| c == b'"');
+            match text::trim(key) {
                 k if k.eq_ignore_ascii_case("desc") => start = parse_ms(value),
                 k if k.eq_ignore_ascii_case("dur") => duration = parse_ms(value),
                 _ => {}

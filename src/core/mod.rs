@@ -13,10 +13,13 @@
 //! - [`baggage`]: W3C `baggage`
 //! - [`sampler`]: parent-based, trace-id-ratio sampling
 //! - [`otlp`]: OTLP/HTTP encoders (protobuf and JSON)
-//! - [`gzip`]: a small synchronous gzip encoder for request bodies
+//! - [`gzip`] (feature `gzip`): a small synchronous gzip encoder for request bodies
 //! - [`body`]: records framed (and gzip'd) into request bodies, measured for the policy
 //! - [`export`]: the batch, retry and flush policy
 //! - [`tracer`]: live spans, context, sampling and hand-off to export
+//! - [`span_log`]: a span's recorded data staged in one buffer (one JS → wasm
+//!   crossing), replayed onto a span or encoded straight to protobuf
+//! - [`text`]: byte-level splitting and trimming for header syntax
 //! - [`pipeline`]: tracer + encoder + export policy as one sans-IO client
 //! - [`clock_skew`]: the client clock's offset from the server's, from traced responses
 //! - `http_span` (feature `opentelemetry`): the traced fetch's CLIENT span
@@ -36,5 +39,6 @@ pub mod pipeline;
 pub mod sampler;
 pub mod span;
 pub mod span_log;
+pub mod text;
 pub mod trace_context;
 pub mod tracer;

@@ -33,6 +33,7 @@
 
 use super::id::TraceId;
 use super::span::{Array, KeyValue, Link, SpanLimits, Status, Value};
+use super::text;
 use super::trace_context;
 use super::tracer::{SpanHandle, Tracer};
 
@@ -349,7 +350,7 @@ fn stage_into<'a>(span: &mut StagedSpan<'a>, log: &'a [u8], trace_id: TraceId, l
                     span.set_attribute(("error.type", Staged::StatusDigits(status)), limits);
                     span.set_status(2, "");
                 }
-                let server = trace_context::parse_traceparent(traceresponse.trim())
+                let server = trace_context::parse_traceparent(text::trim(traceresponse))
                     .or_else(|| server_timing_traceparent(server_timing).and_then(trace_context::parse_traceparent));
                 if let Some(server) = server {
                     span.set_attribute(("tracelink.response.trace_id", Staged::TraceIdHex(server.trace_id.0)), limits);
@@ -483,7 +484,7 @@ pub fn http_response(tracer: &mut Tracer, h: SpanHandle, status: u16, tracerespo
         tracer.set_attribute(h, KeyValue::new("error.type", digits));
         tracer.set_status(h, Status::Error(String::new()));
     }
-    let server = trace_context::parse_traceparent(traceresponse.trim())
+    let server = trace_context::parse_traceparent(text::trim(traceresponse))
         .or_else(|| server_timing_traceparent(server_timing).and_then(trace_context::parse_traceparent));
     if let Some(server) = server {
         tracer.set_attribute(h, KeyValue::new("tracelink.response.trace_id", server.trace_id.to_hex()));
@@ -497,15 +498,15 @@ pub fn http_response(tracer: &mut Tracer, h: SpanHandle, status: u16, tracerespo
 
 /// The `desc` of a `traceparent` or `trace` entry in a Server-Timing header.
 pub fn server_timing_traceparent(header: &str) -> Option<&str> {
-    header.split(',').find_map(|entry| {
-        let mut parts = entry.split(';');
-        let name = parts.next()?.trim();
+    text::split(header, b',').find_map(|entry| {
+        let mut parts = text::split(entry, b';');
+        let name = text::trim(parts.next()?);
         if !name.eq_ignore_ascii_case("traceparent") && !name.eq_ignore_ascii_case("trace") {
             return None;
         }
         parts.find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("desc").then(|| v.trim().trim_matches('"'))
+            let (k, v) = text::split_once(p, b'=')?;
+            text::trim(k).eq_ignore_ascii_case("desc").then(|| text::trim_by(text::trim(v), |c| c == b'"'))
         })
     })
 }

@@ -188,7 +188,7 @@ impl TraceState {
     }
 
     fn parse_list(&mut self, list: &str, members: &mut usize) -> Result<(), TraceStateError> {
-        for member in list.split(',') {
+        for member in super::text::split(list, b',') {
             let member = trim_ows(member);
             if member.is_empty() {
                 continue;
@@ -197,7 +197,7 @@ impl TraceState {
             if *members > MAX_MEMBERS {
                 return Err(TraceStateError::TooManyMembers);
             }
-            let (key, value) = member.split_once('=').ok_or(TraceStateError::MissingEquals)?;
+            let (key, value) = super::text::split_once(member, b'=').ok_or(TraceStateError::MissingEquals)?;
             if !is_valid_key(key) {
                 return Err(TraceStateError::InvalidKey);
             }
@@ -325,7 +325,7 @@ fn entry_len(key: &str, value: &str) -> usize {
 
 /// Strips HTTP optional whitespace (spaces and tabs) from both ends.
 fn trim_ows(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
+    super::text::trim_ows(s)
 }
 
 /// `lcalpha / DIGIT / "_" / "-" / "*" / "/"`: the key characters both
@@ -354,7 +354,7 @@ pub fn is_level1_key(key: &str) -> bool {
         matches!(b.first(), Some(&c) if first(c)) && b.len() <= max && b.iter().all(|&c| is_key_char(c))
     }
     let lower = |c: u8| c.is_ascii_lowercase();
-    match key.split_once('@') {
+    match super::text::split_once(key, b'@') {
         None => part(key, lower, MAX_KEY_LEN),
         Some((tenant, system)) => {
             part(tenant, |c| c.is_ascii_lowercase() || c.is_ascii_digit(), 241) && part(system, lower, 14)

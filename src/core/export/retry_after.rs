@@ -25,7 +25,7 @@
 /// assert_eq!(parse_retry_after("soon", now), None);
 /// ```
 pub fn parse_retry_after(value: &str, now_unix_ms: u64) -> Option<u64> {
-    let value = value.trim_matches(|c| c == ' ' || c == '\t');
+    let value = crate::core::text::trim_ows(value);
     if value.is_empty() {
         return None;
     }
