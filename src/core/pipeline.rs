@@ -195,13 +195,14 @@ impl Pipeline {
     }
 
     /// Ends span `h` at `end_unix_nano` with what its span log recorded
-    /// (`log`, see [`span_log`]), and queues it. For protobuf the span is
-    /// encoded straight from the log ([`span_log::stage`], no value copied);
-    /// a traced HTTP response in the log is a clock sample first. With
-    /// `want_json`, also returns the span as OTLP JSON (console export).
+    /// (`log`, see [`span_log`]), and queues it. The span is encoded straight
+    /// from the log ([`span_log::stage`], no value copied); a traced HTTP
+    /// response in the log is a clock sample first. With `want_json` (console
+    /// export) the log is replayed onto the span instead, which is encoded
+    /// as usual and also returned as OTLP JSON.
     pub fn end_span_with_log(&mut self, h: SpanHandle, log: &[u8], end_unix_nano: u64, now_ms: u64, want_json: bool) -> Option<String> {
         #[cfg(feature = "json")]
-        if want_json || self.encoding == Encoding::Json {
+        if want_json {
             // A malformed log is the host's bug: what parsed is kept.
             if let Ok(Some(r)) = span_log::apply(&mut self.tracer, h, log) {
                 self.clock_sample_from_response(h, r.at_unix_nano, r.server_timing, r.date);
@@ -227,7 +228,7 @@ impl Pipeline {
             staged.set_attribute((clock_skew::OFFSET_ATTRIBUTE, Staged::I64(clock_skew::offset_ms(offset))), &limits);
         }
         let mut record = Vec::with_capacity(self.record_capacity);
-        otlp::encode_staged(&span, &staged, offset, &limits, &mut record);
+        otlp::encode_staged(self.encoding, &span, &staged, offset, &limits, &mut record);
         self.record_capacity = record.len().next_power_of_two().max(64);
         self.policy.push(record, now_ms);
         None

@@ -694,9 +694,9 @@ mod tests {
 
     /// The protobuf bytes of a span given `log`: (replayed onto the tracer
     /// and encoded, staged and encoded straight from the log).
-    fn both_paths(ops: &[TestOp], cut: usize, limits: SpanLimits, offset: i64) -> (Vec<u8>, Vec<u8>) {
+    fn both_paths(ops: &[TestOp], cut: usize, limits: SpanLimits, offset: i64, enc: crate::core::otlp::Encoding) -> (Vec<u8>, Vec<u8>) {
         use crate::core::clock_skew::{apply_offset, offset_ms, OFFSET_ATTRIBUTE};
-        use crate::core::otlp::{encode_span, encode_staged, Encoding};
+        use crate::core::otlp::{encode_span, encode_staged};
         let config = TracerConfig { limits, ..TracerConfig::default() };
         let mut old = Tracer::new(config, IdGenerator::from_seed([3; 32]));
         let h = old.start_span("s", SpanKind::Client, Parent::Root, 1_000_000_000);
@@ -707,7 +707,7 @@ mod tests {
         let mut span = old.end_span(h, 5_000_000_000).unwrap();
         apply_offset(&mut span, offset, &limits);
         let mut a = Vec::new();
-        encode_span(Encoding::Protobuf, &span, &mut a);
+        encode_span(enc, &span, &mut a);
 
         let mut new = Tracer::new(config, IdGenerator::from_seed([3; 32]));
         let h = new.start_span("s", SpanKind::Client, Parent::Root, 1_000_000_000);
@@ -717,7 +717,7 @@ mod tests {
             staged.set_attribute((OFFSET_ATTRIBUTE, Staged::I64(offset_ms(offset))), &limits);
         }
         let mut b = Vec::new();
-        encode_staged(&span, &staged, offset, &limits, &mut b);
+        encode_staged(enc, &span, &staged, offset, &limits, &mut b);
         (a, b)
     }
 
@@ -826,8 +826,13 @@ mod tests {
                           limits in prop_oneof![Just(SpanLimits::default()), limits()],
                           offset in prop_oneof![Just(0i64), -3_000_000_000i64..3_000_000_000]) {
                 let cut = if whole { usize::MAX } else { cut % 200 };
-                let (applied, staged) = both_paths(&ops, cut, limits, offset);
+                let (applied, staged) = both_paths(&ops, cut, limits, offset, crate::core::otlp::Encoding::Protobuf);
                 prop_assert_eq!(applied, staged);
+                #[cfg(feature = "json")]
+                {
+                    let (applied, staged) = both_paths(&ops, cut, limits, offset, crate::core::otlp::Encoding::Json);
+                    prop_assert_eq!(String::from_utf8(applied).unwrap(), String::from_utf8(staged).unwrap());
+                }
             }
         }
     }

@@ -29,8 +29,9 @@ mod float;
 mod json;
 mod proto;
 
-use crate::core::id::SpanId;
-use crate::core::span::{Array, Resource, Scope, SpanContext, SpanData, Value};
+use crate::core::id::{push_hex, SpanId};
+use crate::core::span::{Array, Resource, Scope, SpanContext, SpanData, SpanLimits, Value};
+use crate::core::span_log::{Staged, StagedSpan};
 
 /// The body format of an OTLP/HTTP export request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -68,12 +69,19 @@ pub fn encode_span(enc: Encoding, span: &SpanData, out: &mut Vec<u8>) {
     }
 }
 
-/// [`encode_span`] (protobuf) for a span head whose attributes, events,
-/// links and status were staged from a span log ([`crate::core::span_log::stage`]),
-/// with every time moved by `offset_nano` (clock skew) and string values cut
-/// to `limits.max_attribute_value_length`. No value is copied on the way.
-pub fn encode_staged(span: &SpanData, staged: &crate::core::span_log::StagedSpan<'_>, offset_nano: i64, limits: &crate::core::span::SpanLimits, out: &mut Vec<u8>) {
-    proto::span_record_staged(out, span, staged, offset_nano, limits.max_attribute_value_length);
+/// [`encode_span`] for a span head (ids, parent, kind, times; its own lists
+/// empty) whose attributes, events, links and status were staged from a span
+/// log ([`crate::core::span_log::stage`]), with every time moved by
+/// `offset_nano` (clock skew) and string values cut to
+/// `limits.max_attribute_value_length`. No value is copied on the way; the
+/// bytes are those of applying the log to the span and encoding that.
+pub fn encode_staged(enc: Encoding, span: &SpanData, staged: &StagedSpan<'_>, offset_nano: i64, limits: &SpanLimits, out: &mut Vec<u8>) {
+    let max_len = limits.max_attribute_value_length.map_or(usize::MAX, |n| n as usize);
+    match enc {
+        Encoding::Protobuf => proto::span_record_staged(out, span, staged, offset_nano, max_len),
+        #[cfg(feature = "json")]
+        Encoding::Json => json::span_record_staged(out, span, staged, offset_nano, max_len),
+    }
 }
 
 /// Appends a whole `ExportTraceServiceRequest` to `out`: one `ResourceSpans`
@@ -274,6 +282,48 @@ fn for_each_element(array: &Array, each: &mut dyn FnMut(Scalar<'_>)) {
         Array::I64(v) => v.iter().for_each(|&i| each(Scalar::I64(i))),
         Array::F64(v) => v.iter().for_each(|&f| each(Scalar::F64(f))),
         Array::String(v) => v.iter().for_each(|s| each(Scalar::Str(s))),
+    }
+}
+
+/// Calls `each` with the scalar a staged non-array value holds, strings cut
+/// to `max_len` bytes at a char boundary (`span::truncate_value`); an array
+/// gives nothing (see [`Staged::for_each_element`]).
+fn staged_scalar(v: Staged<'_>, max_len: usize, each: &mut dyn FnMut(Scalar<'_>)) {
+    let mut text = String::new();
+    let s = match v {
+        Staged::Str(s) => s,
+        Staged::I64(i) => return each(Scalar::I64(i)),
+        Staged::F64(f) => return each(Scalar::F64(f)),
+        Staged::Bool(b) => return each(Scalar::Bool(b)),
+        Staged::Array { .. } => return,
+        Staged::TraceIdHex(id) => {
+            push_hex(&mut text, &id);
+            &text
+        }
+        Staged::SpanIdHex(id) => {
+            push_hex(&mut text, &id);
+            &text
+        }
+        Staged::StatusDigits(status) => {
+            for d in [status / 100 % 10, status / 10 % 10, status % 10] {
+                text.push(char::from(b'0' + d as u8));
+            }
+            &text
+        }
+    };
+    let mut cut = s.len().min(max_len);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    each(Scalar::Str(&s[..cut]));
+}
+
+/// `time` moved by `offset` nanoseconds, saturating (clock_skew::apply_offset).
+fn shift(time: u64, offset: i64) -> u64 {
+    if offset < 0 {
+        time.saturating_sub(offset.unsigned_abs())
+    } else {
+        time.saturating_add(offset.unsigned_abs())
     }
 }
 

@@ -6,8 +6,7 @@
 //! longer varint; then the body is rotated right by the extra bytes. Most
 //! attributes are short, so most messages are never moved.
 
-use super::{for_each_element, link_flags, scalar, span_flags, Scalar};
-use crate::core::id::push_hex;
+use super::{for_each_element, link_flags, scalar, shift, span_flags, staged_scalar, Scalar};
 use crate::core::span::{Event, KeyValue, Link, Resource, Scope, SpanData, Status, Value};
 use crate::core::span_log::{Staged, StagedAttribute, StagedSpan};
 
@@ -53,8 +52,7 @@ pub(super) fn span_record(out: &mut Vec<u8>, span: &SpanData) {
 /// own lists empty) with what its log recorded (`staged`), every time moved
 /// by `offset_nano` and string values cut to `max_len` bytes. The same bytes
 /// as applying the log to `span` and encoding that.
-pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &StagedSpan<'_>, offset_nano: i64, max_len: Option<u32>) {
-    let max_len = max_len.map_or(usize::MAX, |n| n as usize);
+pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &StagedSpan<'_>, offset_nano: i64, max_len: usize) {
     let record = begin(out, 2);
     let ctx = &span.span_context;
     bytes(out, 1, &ctx.trace_id.0);
@@ -92,15 +90,6 @@ pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &St
     end(out, record);
 }
 
-/// `time` moved by `offset` nanoseconds, saturating (clock_skew::apply_offset).
-fn shift(time: u64, offset: i64) -> u64 {
-    if offset < 0 {
-        time.saturating_sub(offset.unsigned_abs())
-    } else {
-        time.saturating_add(offset.unsigned_abs())
-    }
-}
-
 /// [`attributes`] for staged key/values.
 fn staged_attributes(out: &mut Vec<u8>, field: u32, list: &[StagedAttribute<'_>], max_len: usize) {
     for (k, v) in list {
@@ -110,55 +99,19 @@ fn staged_attributes(out: &mut Vec<u8>, field: u32, list: &[StagedAttribute<'_>]
         if let Staged::Array { .. } = v {
             let arr = begin(out, 5);
             v.for_each_element(|e| {
-                let m = begin(out, 1);
-                staged_scalar(out, e, max_len);
-                end(out, m);
+                staged_scalar(e, max_len, &mut |s| {
+                    let m = begin(out, 1);
+                    scalar_member(out, s);
+                    end(out, m);
+                });
             });
             end(out, arr);
         } else {
-            staged_scalar(out, *v, max_len);
+            staged_scalar(*v, max_len, &mut |s| scalar_member(out, s));
         }
         end(out, a);
         end(out, m);
     }
-}
-
-fn staged_scalar(out: &mut Vec<u8>, v: Staged<'_>, max_len: usize) {
-    let mut hex = String::new();
-    let s = match v {
-        Staged::Str(s) => truncated(s, max_len),
-        Staged::I64(i) => return scalar_member(out, Scalar::I64(i)),
-        Staged::F64(f) => return scalar_member(out, Scalar::F64(f)),
-        Staged::Bool(b) => return scalar_member(out, Scalar::Bool(b)),
-        Staged::Array { .. } => return,
-        Staged::TraceIdHex(id) => {
-            push_hex(&mut hex, &id);
-            truncated(&hex, max_len)
-        }
-        Staged::SpanIdHex(id) => {
-            push_hex(&mut hex, &id);
-            truncated(&hex, max_len)
-        }
-        Staged::StatusDigits(status) => {
-            for d in [status / 100 % 10, status / 10 % 10, status % 10] {
-                hex.push(char::from(b'0' + d as u8));
-            }
-            truncated(&hex, max_len)
-        }
-    };
-    scalar_member(out, Scalar::Str(s));
-}
-
-/// `s` cut to at most `max` bytes at a char boundary (span::truncate_value).
-fn truncated(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    &s[..cut]
 }
 
 /// `Span.events` (11): `Event { time 1, name 2, attributes 3, dropped 4 }`.
