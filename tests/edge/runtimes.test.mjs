@@ -65,7 +65,7 @@ for (const name of ['node', 'deno', 'bun']) {
       const out = lastJson(await run(cmd, [...args, mode, backend.url, collector.httpUrl], { cwd: project, env: cleanEnv() }));
       if (fails) {
         assert.equal(out.setupError?.name, 'TypeError', JSON.stringify(out));
-        assert.match(out.setupError.message, /cannot load the wasm from file:.*tracelink\.wasm: fetch failed\. Pass options\.wasm/);
+        assert.match(out.setupError.message, /cannot load the wasm from file:.*tracelink(-gzip)?\.wasm: fetch failed\. Pass options\.wasm/);
         return;
       }
       assert.equal(out.setupError, undefined, JSON.stringify(out.setupError));
