@@ -24,7 +24,8 @@
 //!    worth of bytes (so an unloading page never has more waiting than one
 //!    keepalive request can carry); a partial batch leaves `schedule_delay_ms`
 //!    (1 s) after its first span was queued, or at once on [`flush`],
-//!    [`shutdown`] or page hide. At most `max_concurrent_requests` (2) are in
+//!    [`shutdown`], page hide, or once the queue has overflowed (spans come
+//!    faster than they leave: waiting would only drop more). At most `max_concurrent_requests` (2) are in
 //!    flight. A batch that fits the free keepalive budget is sent with
 //!    `keepalive` (it then completes even if the page unloads meanwhile);
 //!    larger ones by plain fetch.
@@ -545,6 +546,7 @@ impl ExportPolicy {
             || self.queue_bytes + self.in_flight_bytes + len > self.config.max_queue_bytes
         {
             self.stats.dropped_queue_full += 1;
+            self.overflowed();
         } else {
             if !self.draining && self.schedule_at.is_none() {
                 self.schedule_at = Some(now.saturating_add(self.config.schedule_delay_ms));
@@ -566,6 +568,7 @@ impl ExportPolicy {
         let counter = if self.shutdown_deadline.is_some() {
             &mut self.stats.dropped_shutdown
         } else if self.queue.len() + self.in_flight_spans >= self.config.max_queue_spans {
+            self.overflowed();
             &mut self.stats.dropped_queue_full
         } else {
             return false;
@@ -573,6 +576,17 @@ impl ExportPolicy {
         *counter += 1;
         self.stats.pushed += 1;
         true
+    }
+
+    /// The queue overflowed: spans are being made faster than they leave, so
+    /// waiting out the schedule delay for a partial batch would only drop
+    /// more. Everything queued goes as soon as a request slot frees (until
+    /// the queue is empty again).
+    fn overflowed(&mut self) {
+        if !self.queue.is_empty() {
+            self.draining = true;
+            self.schedule_at = None;
+        }
     }
 
     /// The next request to send, if one is due: call in a loop until `None`.

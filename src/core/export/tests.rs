@@ -728,6 +728,30 @@ fn drop_if_full_counts_like_push_without_a_record() {
     assert_conserved(&p);
 }
 
+#[test]
+fn an_overflowing_queue_drains_without_waiting_for_the_schedule() {
+    // 3 requests of 2 spans hold the queue (max 2 in flight); the 5th span
+    // overflows it. Once the requests in flight complete, the partial rest
+    // goes at once, not after the schedule delay.
+    let mut p = policy(ExportConfig { max_queue_spans: 5, max_batch_spans: 2, ..config() });
+    push_n(&mut p, 0, 5, 5);
+    let a = transmit(&mut p, 0);
+    let b = transmit(&mut p, 0);
+    assert!(p.poll_transmit(0).is_none(), "two requests in flight");
+    p.push(vec![9; 5], 1); // over max_queue_spans: dropped
+    assert_eq!(p.stats().dropped_queue_full, 1);
+    p.on_outcome(a.id, ok(), 2);
+    p.on_outcome(b.id, ok(), 2);
+    let rest = transmit(&mut p, 3);
+    assert_eq!(rest.spans, 1, "the partial batch left at 3 ms, schedule delay {} ms", config().schedule_delay_ms);
+    assert_conserved(&p);
+    // Afterwards the schedule applies again.
+    p.on_outcome(rest.id, ok(), 4);
+    p.push(vec![1; 5], 10);
+    assert!(p.poll_transmit(11).is_none());
+    assert_eq!(p.poll_timeout(), Some(10 + config().schedule_delay_ms));
+}
+
 // ---- offline persistence ----------------------------------------------
 
 fn persisting(config: ExportConfig) -> ExportPolicy {
