@@ -4,7 +4,7 @@
 // callbacks, the current context (context.js), the fetch wrapper, the network
 // and timer calls, and page lifecycle events.
 // Rule: after setup, nothing here throws into application code.
-import { Core, RECORDING, clock, compile, snapshot, snapshotAll, wasmUrl } from './core.js';
+import { Core, RECORDING, clock, compile, snapshot, snapshotAll, w3cOf, wasmUrl } from './core.js';
 import { contextStore } from './context.js';
 
 const global = globalThis;
@@ -550,7 +550,7 @@ export class Tracing {
     ctx.log = null;
     ctx.rec = false;
     ctx.done = true;
-    [ctx.ids, ctx.ts] = this._core.end(ctx.h, log, Number.isNaN(atMs) ? clock() : atMs);
+    ctx.ids = this._core.end(ctx.h, log, Number.isNaN(atMs) ? clock() : atMs);
   }
 
   /** Runs `fn(...args)` with `ctx` current; a promise it returns re-enters the caller's context. */
@@ -1087,13 +1087,9 @@ export class Tracing {
   }
 }
 
-/** The traceparent of an ended span's context, from the ids the core handed back. */
+/** The traceparent of an ended span's context (and its tracestate), from what the core handed back. */
 function traceparentOf(ctx) {
-  if (!ctx.tp && ctx.ids) {
-    let hex = '';
-    for (let i = 0; i < 25; i++) hex += (ctx.ids[i] < 16 ? '0' : '') + ctx.ids[i].toString(16);
-    ctx.tp = `00-${hex.slice(0, 32)}-${hex.slice(32, 48)}-${hex.slice(48)}`;
-  }
+  if (!ctx.tp && ctx.ids) [ctx.tp, ctx.ts] = w3cOf(ctx.ids);
   return ctx.tp;
 }
 
