@@ -300,18 +300,9 @@ export class Core {
     return len < 0 ? undefined : this._text(len);
   }
 
-  timer() { this._x.tl_timer(); }
-  flush() { this._x.tl_flush(); }
+  // The calls without io (tl_timer, tl_flush, tl_online…) are made on `_x` directly.
+  /** Nothing queued or in flight. */
   idle() { return this._x.tl_idle() === 1; }
-  pageHidden() { this._x.tl_page_hidden(); }
-  pageVisible() { this._x.tl_page_visible(); }
-  shutdown() { this._x.tl_shutdown(); }
-  /** Whether the store kept request `id` (transport 3). */
-  persisted(id, stored) { this._x.tl_persisted(id, stored ? 1 : 0); }
-  /** The network went offline / came back. */
-  online(on) { this._x.tl_online(on ? 1 : 0); }
-  /** Whether the host can store requests now. */
-  persist(on) { this._x.tl_persist(on ? 1 : 0); }
 
   /** Request `id` finished: status (0 network error, 1 timeout), Retry-After, 2xx body bytes. */
   outcome(id, status, retryAfter, body) {

@@ -408,6 +408,11 @@ export class Tracing {
     return this._safe(() => f(this._core));
   }
 
+  /** Calls the core's export `name` (src/js_abi: tl_*) unless tracing broke (a counted internal error then). */
+  #x(name, ...args) {
+    return this._safe(() => this._core._x[name](...args));
+  }
+
   /**
    * Offline persistence (persist.js), where IndexedDB exists and `persist`
    * is not false. Opens in the background: setup does not wait for it. Once
@@ -427,14 +432,14 @@ export class Tracing {
       .then((m) => m.openOutbox({ indexedDB: idb, endpoint: c.endpoint, contentType: this.#exportHeaders['content-type'],
         maxBytes: c.persistMaxBytes, maxAgeMs: c.persistMaxAgeMs, send: (body) => this.#post(body).then(([status]) => {
           // An answer proves the network is there, whatever navigator.onLine said.
-          if (status >= 200 && status < 300) this.#core((k) => k.online(true));
+          if (status >= 200 && status < 300) this.#x('tl_online', 1);
           return status;
         }) }))
       .then((outbox) => {
         if (this.#stopped || this._broken) return outbox.close();
         this.#outbox = outbox;
         this.#persistence = 'indexeddb';
-        this.#core((k) => k.persist(true));
+        this.#x('tl_persist', 1);
         this.#drain();
       }, () => {
         this.#persistence = 'unavailable'; // IndexedDB refused (private mode, blocked storage)
@@ -594,7 +599,7 @@ export class Tracing {
     clearTimeout(this.#timer);
     this.#timer = ms < 0 ? null : setTimeout(() => {
       this.#timer = null;
-      this.#core((k) => k.timer());
+      this.#x('tl_timer');
       this.#settleFlush();
     }, ms);
     // Never keep a Node/Bun/Deno process alive just for the export timer.
@@ -608,7 +613,7 @@ export class Tracing {
     if (how === 3) {
       const outbox = this.#outbox;
       if (!outbox) return false;
-      p = outbox.store(body, spans).then((stored) => this.#core((k) => k.persisted(id, stored)));
+      p = outbox.store(body, spans).then((stored) => this.#x('tl_persisted', id, stored ? 1 : 0));
     } else if (how === 2) {
       // sendBeacon cannot carry headers: JSON/protobuf types go as a Blob type.
       try {
@@ -667,23 +672,23 @@ export class Tracing {
     const add = (t, type, f) => {
       try { t.addEventListener(type, f, { capture: true }); this.#listeners.push([t, type, f]); } catch { /* not an EventTarget */ }
     };
-    const hidden = () => this.#core((k) => k.pageHidden());
+    const hidden = () => this.#x('tl_page_hidden');
     if (doc?.addEventListener) {
       add(doc, 'visibilitychange', () => {
         const state = doc.visibilityState;
         if (state === 'hidden') hidden();
-        else if (state === 'visible') this.#core((k) => k.pageVisible());
+        else if (state === 'visible') this.#x('tl_page_visible');
       });
     }
     add(target, 'pagehide', hidden);
     // The network: offline, batches go to the store (when there is one)
     // instead of failing; back online, the queue and the store are sent.
-    const online = (on) => this.#core((k) => k.online(on));
-    add(target, 'offline', () => online(false));
-    add(target, 'online', () => { online(true); this.#drain(); });
+    const online = (on) => this.#x('tl_online', on);
+    add(target, 'offline', () => online(0));
+    add(target, 'online', () => { online(1); this.#drain(); });
     let offline = false;
     try { offline = global.navigator?.onLine === false; } catch { /* no navigator */ }
-    if (offline) online(false);
+    if (offline) online(0);
   }
 
   // ---- traced fetch -------------------------------------------------------
@@ -999,7 +1004,7 @@ export class Tracing {
         resolve();
       }, ms);
       this.#flushWaiters.push(done);
-      this.#core((k) => k.flush());
+      this.#x('tl_flush');
       this.#settleFlush();
     }), caller);
   }
@@ -1012,10 +1017,10 @@ export class Tracing {
     this.#unpatchBodies = null;
     for (const [t, type, f] of this.#listeners.splice(0)) t.removeEventListener(type, f, { capture: true });
     await this.flush(timeoutMs);
-    this.#core((k) => k.shutdown());
+    this.#x('tl_shutdown');
     clearTimeout(this.#timer);
     this.#stopped = true;
-    this.#core((k) => k.persist(false));
+    this.#x('tl_persist', 0);
     this.#outbox?.close();
   }
 
