@@ -1,16 +1,20 @@
-// Where "the current span" lives. A context is a small frozen record made by
-// the entry: { t: the Tracing it belongs to, h: span handle, cid: correlation
-// id, baggage: the W3C baggage header, tp/ts: the span's traceparent and
-// tracestate once it has ended }. Rule: a parent link is never wrong, so a
-// store answers `null` (no context) whenever it cannot know.
+// What server runtimes need, loaded by setupTracing only there (or when an
+// option asks for it): a browser page never downloads this file.
+// - The OTEL_* settings (process.env, or `options.env`).
+// - The exact context stores (a server runtime, TC39 AsyncContext, or an
+//   `asyncContext` option). A context is a small record made by
+// tracelink.js ({ t: the Tracing it belongs to, h: span handle, cid:
+// correlation id, baggage: the W3C baggage header, tp/ts: the span's
+// traceparent and tracestate once it has ended }). Rule: a parent link is
+// never wrong, so a store answers `null` (no context) whenever it cannot know.
 //
 // Two kinds of store:
-// - exact: AsyncLocalStorage (Node, Deno, Bun, workerd with nodejs_als /
-//   nodejs_compat) or TC39 AsyncContext.Variable. The runtime carries the
-//   context across every await, timer and callback.
-// - task-scoped (browsers): a variable set only during the synchronous extent
-//   of `run`, and during the continuations of tracelink's own promises
-//   (`follow`). Everywhere else it is null.
+// - exact (here): AsyncLocalStorage (Node, Deno, Bun, workerd with
+//   nodejs_als / nodejs_compat) or TC39 AsyncContext.Variable. The runtime
+//   carries the context across every await, timer and callback.
+// - task-scoped (browsers; tracelink.js's TaskStore): a variable set only
+//   during the synchronous extent of `run`, and during the continuations of
+//   tracelink's own promises (`follow`). Everywhere else it is null.
 
 /** An exact store over AsyncLocalStorage or AsyncContext.Variable. */
 class AsyncStore {
@@ -33,58 +37,13 @@ class AsyncStore {
 }
 
 /**
- * The browser store. `follow(promise, ctx)` returns a native promise that
- * settles like `promise`; when it settles, `ctx` is current for exactly the
- * reactions registered on it by then (an `await` continuation included):
- *
- *   queue: [enter ctx] [reaction 1] … [reaction n] [leave]
- *
- * Both markers are queued in the same synchronous step as the settlement, so
- * no other job can run between them; jobs those reactions queue run after
- * `leave`, without a context.
- */
-class TaskStore {
-  constructor() {
-    this.exact = false;
-    this.name = 'task';
-    this._cur = null;
-  }
-  get() {
-    return this._cur;
-  }
-  run(ctx, fn, args) {
-    const previous = this._cur;
-    this._cur = ctx;
-    try {
-      return fn(...args);
-    } finally {
-      this._cur = previous;
-    }
-  }
-  follow(promise, ctx) {
-    if (!ctx) return promise;
-    return new Promise((resolve, reject) => {
-      const settle = (f, v) => {
-        queueMicrotask(() => { this._cur = ctx; });
-        f(v);
-        queueMicrotask(() => { this._cur = null; });
-      };
-      promise.then((v) => settle(resolve, v), (e) => settle(reject, e));
-    });
-  }
-}
-
-const taskStore = new TaskStore(); // one per realm: "current" is realm-wide here
-
-/**
- * Picks the store: `option` (an AsyncLocalStorage class or instance, or an
- * AsyncContext.Variable; `false` for the task store everywhere), else TC39 AsyncContext, else AsyncLocalStorage found
- * without a static `node:` import (which would break browser bundles), else
- * the task store.
+ * The exact store: `option` (an AsyncLocalStorage class or instance, or an
+ * AsyncContext.Variable), else TC39 AsyncContext, else AsyncLocalStorage
+ * found without a static `node:` import (which would break browser bundles);
+ * null when there is none (the task store then).
  */
 export async function contextStore(option) {
   const g = globalThis;
-  if (option === false) return taskStore;
   if (option != null) {
     if (typeof option === 'function') option = new option(); // the AsyncLocalStorage class
     if (typeof option.run !== 'function' || (typeof option.getStore !== 'function' && typeof option.get !== 'function')) {
@@ -101,7 +60,7 @@ export async function contextStore(option) {
       return new AsyncStore(new hooks.AsyncLocalStorage(), 'AsyncLocalStorage');
     } catch { /* unusable: fall through */ }
   }
-  return taskStore;
+  return null;
 }
 
 /** `node:async_hooks` where the runtime has it, never in a browser. */
@@ -123,4 +82,67 @@ async function asyncHooks(g) {
   } catch {
     return null;
   }
+}
+
+/** `k1=v1,k2=v2` (OTEL_EXPORTER_OTLP_HEADERS / OTEL_RESOURCE_ATTRIBUTES). */
+function parseKeyValueList(s) {
+  const out = {};
+  for (const part of String(s ?? '').split(',')) {
+    const i = part.indexOf('=');
+    try {
+      if (i > 0) out[decodeURIComponent(part.slice(0, i).trim())] = decodeURIComponent(part.slice(i + 1).trim());
+    } catch { /* malformed escape: skip the entry */ }
+  }
+  return out;
+}
+
+const ENV_KEYS = ['OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS',
+  'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_CONSOLE_EXPORT'];
+
+/** The OTEL_* settings: `options.env`, else process.env where it exists (Node, Bun, Deno). */
+function readEnv(options) {
+  const g = globalThis;
+  if (options.env != null) {
+    if (typeof options.env !== 'object') throw new TypeError('tracelink: setupTracing: env must be an object of OTEL_* settings');
+    return options.env;
+  }
+  // Deno throws (or prompts) on a variable not granted by --allow-env: read only granted ones.
+  const env = {};
+  let source, deno;
+  try { source = g.process?.env; deno = g.Deno?.permissions; } catch { /* no process */ }
+  if (source) {
+    for (const key of ENV_KEYS) {
+      try {
+        if (deno && deno.querySync({ name: 'env', variable: key }).state !== 'granted') continue;
+        if (typeof source[key] === 'string') env[key] = source[key];
+      } catch { /* unreadable: unset */ }
+    }
+  }
+  return env;
+}
+
+/**
+ * The defaults the OTEL_* settings give setupTracing's options (explicit
+ * options win; setupTracing validates both alike).
+ */
+export function envDefaults(options) {
+  const env = readEnv(options);
+  const resource = parseKeyValueList(env.OTEL_RESOURCE_ATTRIBUTES);
+  const tracesEndpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  const headers = env.OTEL_EXPORTER_OTLP_TRACES_HEADERS || env.OTEL_EXPORTER_OTLP_HEADERS;
+  const sampler = env.OTEL_TRACES_SAMPLER_ARG;
+  const consoleExport = env.OTEL_CONSOLE_EXPORT;
+  return {
+    serviceName: env.OTEL_SERVICE_NAME ?? resource['service.name'],
+    serviceVersion: resource['service.version'],
+    resourceAttributes: resource,
+    // A signal-specific endpoint is the full URL; the general one a base URL.
+    otlpEndpoint: tracesEndpoint || env.OTEL_EXPORTER_OTLP_ENDPOINT,
+    otlpBase: !tracesEndpoint,
+    otlpHeaders: headers ? parseKeyValueList(headers) : undefined,
+    protocol: env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL,
+    sampleRate: sampler != null ? Number(sampler) : undefined,
+    consoleExport: consoleExport === true || (typeof consoleExport === 'string' && /^(1|true|yes|on)$/i.test(consoleExport.trim())),
+  };
 }

@@ -6,15 +6,15 @@
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const compiled = new Map(); // URL href → Promise<WebAssembly.Module>
+const NEEDS_FULL = 'this setup needs tracelink-full.wasm (OTLP/JSON, console export or baggage)';
 
 /** Bit 31 of a handle from `start`: the span is recording. */
 export const RECORDING = 0x80000000;
 
 /** Counter names, in the order the core writes them (Pipeline::stats_fields). */
-const STAT_NAMES = ['started', 'unsampled', 'ended', 'live', 'queued', 'inFlight', 'exported', 'dropped',
-  'droppedQueueFull', 'droppedTooLarge', 'droppedRejected', 'droppedFailed', 'droppedShutdown', 'droppedLiveLimit',
-  'droppedRetriesExhausted', 'retried', 'requests', 'beaconsRefused', 'failedRequests', 'staleHandleUses',
-  'persisted', 'droppedPersistFailed'];
+const STAT_NAMES = ('started unsampled ended live queued inFlight exported dropped droppedQueueFull droppedTooLarge '
+  + 'droppedRejected droppedFailed droppedShutdown droppedLiveLimit droppedRetriesExhausted retried requests '
+  + 'beaconsRefused failedRequests staleHandleUses persisted droppedPersistFailed').split(' ');
 
 /**
  * The compiled core: `source` is a WebAssembly.Module (Workers), bytes, a
@@ -31,10 +31,8 @@ export function compile(source, variant) {
       const res = await fetch(url);
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       // compileStreaming needs the application/wasm type; bytes work anywhere.
-      if (typeof WebAssembly.compileStreaming === 'function' && res.headers.get('content-type') === 'application/wasm') {
-        return WebAssembly.compileStreaming(res);
-      }
-      return WebAssembly.compile(await res.arrayBuffer());
+      return res.headers.get('content-type') === 'application/wasm' && WebAssembly.compileStreaming
+        ? WebAssembly.compileStreaming(res) : WebAssembly.compile(await res.arrayBuffer());
     })();
     module.catch(() => compiled.delete(key));
     compiled.set(key, module);
@@ -54,21 +52,117 @@ export function wasmUrl(variant) {
 
 /** Milliseconds of a monotonic clock. */
 const perf = globalThis.performance;
-export const mono = perf && typeof perf.now === 'function' ? () => perf.now() : () => Date.now();
-let anchor = (perf?.timeOrigin || Date.now() - mono());
+export const mono = perf?.now ? () => perf.now() : Date.now;
+let anchor = perf?.timeOrigin || Date.now() - mono();
+let checked = false; // the anchor was checked against Date.now() in this task
+const later = globalThis.queueMicrotask ?? ((f) => Promise.resolve().then(f));
+const uncheck = () => { checked = false; };
 
 /**
  * Wall-clock unix milliseconds with sub-ms resolution: `timeOrigin +
  * performance.now()`, re-anchored on `Date.now()` when they disagree by more
- * than 1 s (a laptop slept, a tab was frozen, Workers' timeOrigin is 0).
+ * than 1 s (a laptop slept, a tab was frozen, Workers' timeOrigin is 0). The
+ * two can only drift apart while no script runs, so that is checked once per
+ * task (the first call; a microtask clears the mark).
  */
 export function clock() {
   const m = mono();
+  if (checked) return anchor + m;
+  checked = true;
+  later(uncheck);
   const wall = Date.now();
   const t = anchor + m;
   if (Math.abs(t - wall) <= 1000) return t;
   anchor = wall - m;
   return wall;
+}
+
+// The span log writer's state: one write at a time (writes are synchronous).
+let u8, dv, pos, lim;
+const FULL = {}; // thrown when the io buffer is too small for a log
+
+/** Writes `s` as UTF-8 at `pos` (room checked by the caller); returns its byte length. Short ASCII is copied directly. */
+function utf8(s) {
+  const len = s.length;
+  if (len < 64) {
+    let p = pos, i = 0;
+    for (; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 127) break;
+      u8[p++] = c;
+    }
+    if (i === len) return len;
+  }
+  return encoder.encodeInto(s, u8.subarray(pos, lim)).written;
+}
+
+function leb(n) {
+  while (n > 127) { u8[pos++] = (n & 127) | 128; n = Math.floor(n / 128); }
+  u8[pos++] = n;
+}
+
+/** A span-log `str`: LEB128 length, then UTF-8. */
+function str(s) {
+  if (pos + 3 * s.length + 16 > lim) throw FULL;
+  if (s.length < 64) {
+    // The length fits one byte: write the text after it, then the length.
+    const at = pos++;
+    const n = utf8(s);
+    if (n < 128) { u8[at] = n; pos += n; return; }
+    pos = at;
+  }
+  const at = pos;
+  pos += 5;
+  const n = utf8(s);
+  pos = at;
+  leb(n);
+  u8.copyWithin(pos, at + 5, at + 5 + n);
+  pos += n;
+}
+
+function f64(x) {
+  if (pos + 16 > lim) throw FULL;
+  dv.setFloat64(pos, x, true);
+  pos += 8;
+}
+
+function scalar(tag, v) {
+  if (tag === 0) return str(v);
+  if (tag === 2) return f64(v);
+  if (pos + 16 > lim) throw FULL;
+  if (tag === 3) u8[pos++] = v ? 1 : 0;
+  else {
+    if (typeof v === 'bigint') dv.setBigInt64(pos, v, true);
+    else {
+      const hi = Math.floor(v / 4294967296);
+      dv.setUint32(pos, v - hi * 4294967296, true);
+      dv.setInt32(pos + 4, hi, true);
+    }
+    pos += 8;
+  }
+}
+
+/** A span-log `value` (a snapshot, see `snapshot`). */
+function value(v) {
+  if (pos + 16 > lim) throw FULL;
+  if (v instanceof Arr) {
+    u8[pos++] = 4;
+    u8[pos++] = v.elem;
+    leb(v.items.length);
+    for (const x of v.items) scalar(v.elem, x);
+    return;
+  }
+  const tag = tagOf(v);
+  u8[pos++] = tag;
+  scalar(tag, v);
+}
+
+/** An upper bound of the bytes `log` takes (every string at 3 bytes per UTF-16 unit). */
+function measure(v) {
+  if (typeof v === 'string') return 3 * v.length + 26;
+  if (v instanceof Arr) return v.items.reduce((n, x) => n + measure(x), 26);
+  if (Array.isArray(v)) return v.reduce((n, x) => n + measure(x), 26);
+  return 26;
 }
 
 /** One instance of the core: one tracing setup. */
@@ -80,7 +174,7 @@ export class Core {
    */
   static async create(module, host, config) {
     const core = new Core();
-    const imports = {
+    const instance = await WebAssembly.instantiate(module, {
       tl: {
         now: mono,
         // An exception must not unwind through wasm: the request would stay in flight forever.
@@ -94,29 +188,23 @@ export class Core {
         timer: (ms) => { try { host.timer(ms); } catch { /* the next event re-arms it */ } },
         console: (ptr, len) => host.console?.(decoder.decode(core.bytes(ptr, len))),
       },
-    };
-    const instance = await WebAssembly.instantiate(module, imports);
-    core._x = instance.exports;
-    if (!core._x.tl_init) throw new Error('not a tracelink wasm (no tl_init export)');
-    core._full = typeof core._x.tl_baggage === 'function';
-    if ((config.flags & 4) && !core._full) throw new Error('this setup needs tracelink-full.wasm (OTLP/JSON, console export or baggage)');
-    const seed = new Uint8Array(32);
-    crypto.getRandomValues(seed);
-    core._room(32 + 3 * (config.serviceName.length + config.serviceVersion.length + 8));
-    core._u8.set(seed, core._io);
-    const n = core._put(32, config.serviceName);
-    const v = core._put(32 + n, config.serviceVersion);
-    const l = core._put(32 + n + v, 'webjs');
-    const init = core._x.tl_init(n, v, l, config.sampleRate, config.flags & 11, config.scheduleDelayMs ?? -1,
+    });
+    const x = core._x = instance.exports;
+    if (!x.tl_init) throw new Error('not a tracelink wasm (no tl_init export)');
+    core._full = !!x.tl_baggage;
+    if ((config.flags & 4) && !core._full) throw new Error(NEEDS_FULL);
+    const [n, v, l] = core._strings([config.serviceName, config.serviceVersion, 'webjs'], 32);
+    crypto.getRandomValues(core._view().subarray(core._io, core._io + 32));
+    const init = x.tl_init(n, v, l, config.sampleRate, config.flags & 11, config.scheduleDelayMs ?? -1,
       config.maxQueueSize ?? 0, config.maxExportBatchSize ?? 0);
-    if (!init) throw new Error('this setup needs tracelink-full.wasm (OTLP/JSON, console export or baggage)');
+    if (!init) throw new Error(NEEDS_FULL);
     core.gzip = (init & 2) !== 0; // bodies are gzip'd (flag 8 and a build with the encoder)
     return core;
   }
 
   constructor() {
     this._x = null;
-    this._u8 = null; // a view of linear memory (renewed when memory grows)
+    this._u8 = new Uint8Array(0); // a view of linear memory (renewed when memory grows)
     this._dv = null;
     this._io = 0; // the io buffer's address
     this._cap = 0; // its size
@@ -132,27 +220,30 @@ export class Core {
     return this._view();
   }
 
+  /** The memory view; growing memory detaches the old buffer (its views turn empty). */
   _view() {
-    const buffer = this._x.memory.buffer;
-    if (this._u8?.buffer !== buffer) {
+    if (!this._u8.length) {
+      const buffer = this._x.memory.buffer;
       this._u8 = new Uint8Array(buffer);
       this._dv = new DataView(buffer);
     }
     return this._u8;
   }
 
-  /** Writes `s` as UTF-8 at io offset `at` (room must exist); returns its byte length. */
-  _put(at, s) {
-    return s ? encoder.encodeInto(s, this._u8.subarray(this._io + at, this._io + this._cap)).written : 0;
+  /** Aims the writer at the io buffer (from offset `at`), with room for `n` bytes. */
+  _writer(n, at = 0) {
+    u8 = this._room(n);
+    dv = this._dv;
+    pos = this._io + at;
+    lim = this._io + this._cap;
   }
 
-  /** Writes strings one after the other at the io buffer's start; returns their byte lengths. */
-  _strings(...strings) {
-    let bound = 0;
+  /** Writes strings one after the other at io offset `at`; returns their byte lengths. */
+  _strings(strings, at = 0) {
+    let bound = at;
     for (const s of strings) bound += 3 * s.length;
-    this._room(bound);
-    let at = 0;
-    return strings.map((s) => { const n = this._put(at, s); at += n; return n; });
+    this._writer(bound, at);
+    return strings.map((s) => { const n = utf8(s); pos += n; return n; });
   }
 
   /** A copy of `len` bytes of linear memory at `ptr`. */
@@ -165,93 +256,80 @@ export class Core {
     return len > 0 ? decoder.decode(this._view().subarray(this._io, this._io + len)) : '';
   }
 
+  /** [traceparent, tracestate] from the io buffer's first `len` bytes, or null. */
+  _w3c(len) {
+    if (!len) return null;
+    const text = this._text(len);
+    return [text.slice(0, 55), text.slice(55)];
+  }
+
   resource(key, value) {
-    const [k, v] = this._strings(key, value);
-    this._x.tl_resource(k, v);
+    this._x.tl_resource(...this._strings([key, value]));
   }
 
   /** Starts a span → handle (| RECORDING), or 0. */
   start(name, kind, parent, traceparent, tracestate, remote, atMs) {
     if (traceparent) {
-      const [n, p, s] = this._strings(name, traceparent, tracestate);
+      const [n, p, s] = this._strings([name, traceparent, tracestate]);
       return this._x.tl_start(kind, parent, n, p, s, remote ? 1 : 0, atMs) >>> 0;
     }
     // The common case, a local parent or none: only the name crosses.
-    this._room(3 * name.length);
-    return this._x.tl_start(kind, parent, this._put(0, name), 0, 0, 0, atMs) >>> 0;
+    this._writer(3 * name.length);
+    return this._x.tl_start(kind, parent, utf8(name), 0, 0, 0, atMs) >>> 0;
   }
 
   /**
    * Ends span `h` at `atMs` after applying its staged log (an array, see
-   * _writeLog). Returns [ids (16 trace id + 8 span id + 1 flags bytes) or
-   * null, tracestate].
+   * _writeLog). Returns what the core hands back (16 trace id + 8 span id +
+   * 1 flags bytes, then the tracestate), or null.
    */
   end(h, log, atMs) {
-    const len = log && log.length ? this._writeLog(log) : 0;
-    const n = this._x.tl_end(h, len, atMs);
-    if (n < 25) return [null, ''];
-    const u8 = this._view();
-    return [u8.slice(this._io, this._io + 25), n > 25 ? decoder.decode(u8.subarray(this._io + 25, this._io + n)) : ''];
+    const n = this._x.tl_end(h, log && log.length ? this._writeLog(log) : 0, atMs);
+    return n < 25 ? null : this._view().slice(this._io, this._io + n);
   }
 
   /** [traceparent, tracestate] of live span `h`, or null. */
   context(h) {
-    const len = this._x.tl_context(h);
-    if (!len) return null;
-    const text = this._text(len);
-    return [text.slice(0, 55), text.slice(55)];
+    return this._w3c(this._x.tl_context(h));
   }
 
   /** A received traceparent/tracestate validated: [traceparent, tracestate], or null. */
   extract(traceparent, tracestate) {
-    const [p, s] = this._strings(traceparent, tracestate);
-    const len = this._x.tl_extract(p, s);
-    if (!len) return null;
-    const text = this._text(len);
-    return [text.slice(0, 55), text.slice(55)];
+    return this._w3c(this._x.tl_extract(...this._strings([traceparent, tracestate])));
   }
 
   /** `header` with key=value set (undefined when invalid); without a key: `header` validated. */
   baggage(header, key = '', value = '') {
     if (!this._full) return key ? undefined : '';
-    const [h, k, v] = this._strings(header, key, value);
-    const len = this._x.tl_baggage(h, k, v);
+    const len = this._x.tl_baggage(...this._strings([header, key, value]));
     return len < 0 ? undefined : this._text(len);
   }
 
-  timer() { this._x.tl_timer(); }
-  flush() { this._x.tl_flush(); }
+  // The calls without io (tl_timer, tl_flush, tl_online…) are made on `_x` directly.
+  /** Nothing queued or in flight. */
   idle() { return this._x.tl_idle() === 1; }
-  pageHidden() { this._x.tl_page_hidden(); }
-  pageVisible() { this._x.tl_page_visible(); }
-  shutdown() { this._x.tl_shutdown(); }
-  /** Whether the store kept request `id` (transport 3). */
-  persisted(id, stored) { this._x.tl_persisted(id, stored ? 1 : 0); }
-  /** The network went offline / came back. */
-  online(on) { this._x.tl_online(on ? 1 : 0); }
-  /** Whether the host can store requests now. */
-  persist(on) { this._x.tl_persist(on ? 1 : 0); }
 
   /** Request `id` finished: status (0 network error, 1 timeout), Retry-After, 2xx body bytes. */
   outcome(id, status, retryAfter, body) {
     const ra = retryAfter ?? '';
-    const u8 = this._room(3 * ra.length + (body?.length ?? 0));
-    const n = this._put(0, ra);
-    if (body?.length) u8.set(body, this._io + n);
-    this._x.tl_outcome(id, status, n, body?.length ?? 0, Date.now());
+    const len = body?.length ?? 0;
+    this._writer(3 * ra.length + len);
+    const n = utf8(ra);
+    if (len) u8.set(body, pos + n);
+    this._x.tl_outcome(id, status, n, len, Date.now());
   }
 
   stats() {
     const n = this._x.tl_stats();
     this._view();
     const out = {};
-    for (let i = 0; i < n && i < STAT_NAMES.length; i++) out[STAT_NAMES[i]] = this._dv.getFloat64(this._io + 8 * i, true);
+    STAT_NAMES.forEach((name, i) => { if (i < n) out[name] = this._dv.getFloat64(this._io + 8 * i, true); });
     return out;
   }
 
   /** Bench only: ns to encode a batch (builds with the bench-hooks feature). */
   encodeBench(n, iterations) {
-    return typeof this._x.tl_encode_bench === 'function' ? this._x.tl_encode_bench(n, iterations) : undefined;
+    return this._x.tl_encode_bench?.(n, iterations);
   }
 
   /**
@@ -263,91 +341,49 @@ export class Core {
    * [7, timeMs, type, message, stack] exception.
    */
   _writeLog(log) {
-    // Room: every string at 3 bytes per UTF-16 unit plus its length prefix.
-    let bound = 16;
-    const measure = (v) => {
-      if (typeof v === 'string') bound += 3 * v.length + 5;
-      else if (v instanceof Arr) for (const x of v.items) bound += typeof x === 'string' ? 3 * x.length + 5 : 9;
-      else if (Array.isArray(v)) for (const x of v) measure(x);
-      bound += 10;
-    };
-    for (const v of log) measure(v);
-    const u8 = this._room(bound);
-    const dv = this._dv;
-    const io = this._io;
-    const end = io + this._cap;
-    let pos = io;
-    const leb = (n) => {
-      while (n > 127) { u8[pos++] = (n & 127) | 128; n = Math.floor(n / 128); }
-      u8[pos++] = n;
-    };
-    const str = (s) => {
-      // Short ASCII strings (most keys) are written directly; others by
-      // encodeInto after a 5-byte length slot, then moved next to their length.
-      const len = s.length;
-      if (len < 128) {
-        let i = 0;
-        while (i < len && s.charCodeAt(i) < 128) i++;
-        if (i === len) {
-          u8[pos++] = len;
-          for (i = 0; i < len; i++) u8[pos++] = s.charCodeAt(i);
-          return;
-        }
-      }
-      const at = pos;
-      const { written } = encoder.encodeInto(s, u8.subarray(at + 5, end));
-      leb(written);
-      u8.copyWithin(pos, at + 5, at + 5 + written);
-      pos += written;
-    };
-    const f64 = (x) => { dv.setFloat64(pos, x, true); pos += 8; };
-    const scalar = (tag, v) => {
-      if (tag === 0) str(v);
-      else if (tag === 1) {
-        if (typeof v === 'bigint') dv.setBigInt64(pos, v, true);
-        else {
-          const hi = Math.floor(v / 4294967296);
-          dv.setUint32(pos, v - hi * 4294967296, true);
-          dv.setInt32(pos + 4, hi, true);
-        }
-        pos += 8;
-      } else if (tag === 2) f64(v);
-      else u8[pos++] = v ? 1 : 0;
-    };
-    const value = (v) => {
-      if (v instanceof Arr) {
-        u8[pos++] = 4;
-        u8[pos++] = v.elem;
-        leb(v.items.length);
-        for (const x of v.items) scalar(v.elem, x);
-        return;
-      }
-      const tag = tagOf(v);
-      u8[pos++] = tag;
-      scalar(tag, v);
-    };
-    for (let i = 0; i < log.length;) {
-      const op = log[i++];
-      u8[pos++] = op;
-      switch (op) {
-        case 1: str(log[i++]); value(log[i++]); break;
-        case 2: {
-          f64(log[i++]);
-          str(log[i++]);
-          const kv = log[i++];
-          leb(kv.length / 2);
-          for (let j = 0; j < kv.length; j += 2) { str(kv[j]); value(kv[j + 1]); }
-          break;
-        }
-        case 3: u8[pos++] = log[i++]; str(log[i++]); break;
-        case 4: str(log[i++]); break;
-        case 5: leb(log[i++]); str(log[i++]); str(log[i++]); str(log[i++]); f64(log[i++]); break;
-        case 6: f64(log[i++]); str(log[i++]); str(log[i++]); break;
-        default: f64(log[i++]); str(log[i++]); str(log[i++]); str(log[i++]); break; // 7
-      }
+    // Written optimistically into the buffer as it is; a log that does not
+    // fit is measured, and written again into a buffer that fits it.
+    this._writer(0);
+    try {
+      writeOps(log);
+    } catch (e) {
+      if (e !== FULL) throw e;
+      this._writer(measure(log));
+      writeOps(log);
     }
-    return pos - io;
+    return pos - this._io;
   }
+}
+
+function writeOps(log) {
+  for (let i = 0; i < log.length;) {
+    const op = log[i++];
+    if (pos + 16 > lim) throw FULL;
+    u8[pos++] = op;
+    switch (op) {
+      case 1: str(log[i++]); value(log[i++]); break;
+      case 2: {
+        f64(log[i++]);
+        str(log[i++]);
+        const kv = log[i++];
+        leb(kv.length / 2);
+        for (let j = 0; j < kv.length; j += 2) { str(kv[j]); value(kv[j + 1]); }
+        break;
+      }
+      case 3: u8[pos++] = log[i++]; str(log[i++]); break;
+      case 4: str(log[i++]); break;
+      case 5: leb(log[i++]); str(log[i++]); str(log[i++]); str(log[i++]); f64(log[i++]); break;
+      case 6: f64(log[i++]); str(log[i++]); str(log[i++]); break;
+      default: f64(log[i++]); str(log[i++]); str(log[i++]); str(log[i++]); break; // 7
+    }
+  }
+}
+
+/** [traceparent, tracestate] of what `Core.end` handed back. */
+export function w3cOf(ids) {
+  let hex = '';
+  for (let i = 0; i < 25; i++) hex += (ids[i] < 16 ? '0' : '') + ids[i].toString(16);
+  return [`00-${hex.slice(0, 32)}-${hex.slice(32, 48)}-${hex.slice(48)}`, decoder.decode(ids.subarray(25))];
 }
 
 /** A homogeneous array attribute value, copied when it was set. */
@@ -378,12 +414,8 @@ export function snapshot(v) {
     const items = [];
     for (let i = 0; i < v.length && i < 1024; i++) if (v[i] != null) items.push(v[i]);
     const first = typeof items[0];
-    if (first === 'boolean') return new Arr(3, items.filter((x) => typeof x === 'boolean'));
-    if (first === 'number') {
-      const nums = items.filter((x) => typeof x === 'number');
-      return new Arr(nums.every(Number.isSafeInteger) ? 1 : 2, nums);
-    }
-    return new Arr(0, items.filter((x) => typeof x === 'string'));
+    const same = items.filter((x) => typeof x === (first === 'boolean' || first === 'number' ? first : 'string'));
+    return new Arr(first === 'boolean' ? 3 : first !== 'number' ? 0 : same.every(Number.isSafeInteger) ? 1 : 2, same);
   } catch {
     return undefined;
   }

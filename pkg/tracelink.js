@@ -1,20 +1,20 @@
 // tracelink: the JS face of the wasm core. Everything stateful (ids, spans,
 // sampling, W3C formats, OTLP encoding, batching and retries) lives in wasm
 // (core.js is the boundary); this file adapts it to JS: options, promises and
-// callbacks, the current context (context.js), the fetch wrapper, the network
-// and timer calls, and page lifecycle events.
+// callbacks, the current context (below, and context.js where the runtime
+// carries it), the fetch wrapper, the network and timer calls, and page
+// lifecycle events.
 // Rule: after setup, nothing here throws into application code.
-import { Core, RECORDING, clock, compile, snapshot, snapshotAll, wasmUrl } from './core.js';
-import { contextStore } from './context.js';
+import { Core, clock, compile, snapshot, snapshotAll, w3cOf, wasmUrl } from './core.js';
 
 const global = globalThis;
-const KIND = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 };
-const STATUS = { unset: 0, ok: 1, error: 2 };
-const DEFAULT_REDACTED_QUERY = ['AWSAccessKeyId', 'Signature', 'sig', 'X-Goog-Signature'];
-const SEND_KEEPALIVE = 1, SEND_BEACON = 2, SEND_PERSIST = 3, SEND_GZIP = 8;
-const HTTP_METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE']);
-// Span log op codes (src/core/span_log.rs).
-const ATTRIBUTE = 1, EVENT = 2, SET_STATUS = 3, RENAME = 4, HTTP_RESPONSE = 5, HTTP_FAILURE = 6, EXCEPTION = 7;
+const KINDS = ['internal', 'server', 'client', 'producer', 'consumer'];
+const STATUS = ['unset', 'ok', 'error'];
+const HTTP_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE'];
+const PERSIST_STATS = 'Sent Dropped DroppedAge DroppedBytes DroppedCorrupt DroppedRefused Stored'.split(' ');
+// Transports the core asks for: 1 keepalive, 2 beacon, 3 persist; + 8 gzip'd.
+// Span log op codes (src/core/span_log.rs): 1 attribute, 2 event, 3 status,
+// 4 rename, 5 HTTP response, 6 HTTP failure, 7 exception.
 
 /** The compiled core, with a clear error when it cannot be loaded. */
 async function loadWasm(source, variant) {
@@ -33,48 +33,6 @@ function fail(message) {
   throw new TypeError(`tracelink: setupTracing: ${message}`);
 }
 
-function parseBool(v) {
-  return typeof v === 'boolean' ? v : typeof v === 'string' ? /^(1|true|yes|on)$/i.test(v.trim()) : undefined;
-}
-
-/** `k1=v1,k2=v2` (OTEL_EXPORTER_OTLP_HEADERS / OTEL_RESOURCE_ATTRIBUTES). */
-function parseKeyValueList(s) {
-  const out = {};
-  for (const part of String(s).split(',')) {
-    const i = part.indexOf('=');
-    if (i <= 0) continue;
-    try {
-      out[decodeURIComponent(part.slice(0, i).trim())] = decodeURIComponent(part.slice(i + 1).trim());
-    } catch { /* malformed escape: skip the entry */ }
-  }
-  return out;
-}
-
-const ENV_KEYS = ['OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_EXPORTER_OTLP_ENDPOINT',
-  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS',
-  'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_CONSOLE_EXPORT'];
-
-function readEnv(options) {
-  if (options.env != null) {
-    if (typeof options.env !== 'object') fail('env must be an object of OTEL_* settings');
-    return options.env;
-  }
-  // process.env where it exists (Node, Bun, Deno). Deno throws (or prompts)
-  // on a variable not granted by --allow-env: read only granted ones.
-  const env = {};
-  let source, deno;
-  try { source = global.process?.env; deno = global.Deno?.permissions; } catch { /* no process */ }
-  if (source) {
-    for (const key of ENV_KEYS) {
-      try {
-        if (deno && deno.querySync({ name: 'env', variable: key }).state !== 'granted') continue;
-        if (typeof source[key] === 'string') env[key] = source[key];
-      } catch { /* unreadable: unset */ }
-    }
-  }
-  return env;
-}
-
 /** Resolves the traces endpoint: a full .../v1/traces URL, or a base URL. */
 function tracesUrl(endpoint, isBase) {
   let url;
@@ -83,96 +41,64 @@ function tracesUrl(endpoint, isBase) {
   } catch {
     fail(`otlpEndpoint is not a valid URL: ${JSON.stringify(endpoint)}`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`otlpEndpoint must be http(s): ${url.href}`);
-  if (isBase || !/\/v1\/traces\/?$/.test(url.pathname)) {
-    url.pathname = url.pathname.replace(/\/+$/, '') + '/v1/traces';
-  }
+  if (!/^https?:$/.test(url.protocol)) fail(`otlpEndpoint must be http(s): ${url.href}`);
+  if (isBase || !/\/v1\/traces\/?$/.test(url.pathname)) url.pathname = url.pathname.replace(/\/+$/, '') + '/v1/traces';
   return url.href;
 }
 
-/** Validates options (explicit options win over OTEL_* env) into one config. */
-function normalize(options) {
-  if (options == null || typeof options !== 'object') fail('options must be an object');
-  const env = readEnv(options);
-  const resourceEnv = env.OTEL_RESOURCE_ATTRIBUTES ? parseKeyValueList(env.OTEL_RESOURCE_ATTRIBUTES) : {};
-  const serviceName = options.serviceName ?? env.OTEL_SERVICE_NAME ?? resourceEnv['service.name'];
-  if (typeof serviceName !== 'string' || !serviceName) fail('serviceName must be a non-empty string (or set OTEL_SERVICE_NAME)');
-  const serviceVersion = options.serviceVersion ?? resourceEnv['service.version'] ?? '';
-  if (typeof serviceVersion !== 'string') fail('serviceVersion must be a string');
+/** Validates options (explicit options win over `d`, the defaults from OTEL_* settings) into one config. */
+function normalize(options, d) {
+  /** Option `name` (else `dflt`), checked by `ok`; else a TypeError saying it `must` be. */
+  const opt = (name, dflt, ok, must) => {
+    const v = options[name] ?? dflt;
+    if (!ok(v)) fail(`${name} must be ${must}`);
+    return v;
+  };
+  const bool = (name, dflt = false) => opt(name, dflt, (v) => typeof v === 'boolean', 'a boolean');
+  const list = (name, dflt, re) => opt(name, dflt, (v) => Array.isArray(v) && v.every((p) => typeof p === 'string' || (re && p instanceof RegExp)),
+    re ? 'an array of URL prefixes (strings) and RegExps' : 'an array of strings');
+  const positive = (name, dflt) => opt(name, dflt, (v) => typeof v === 'number' && v > 0, 'a positive number');
 
-  let endpoint;
-  if (options.otlpEndpoint != null) {
-    if (typeof options.otlpEndpoint !== 'string' && !(options.otlpEndpoint instanceof URL)) fail('otlpEndpoint must be a string or URL');
-    endpoint = tracesUrl(String(options.otlpEndpoint), false);
-  } else if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
-    endpoint = tracesUrl(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, false);
-  } else if (env.OTEL_EXPORTER_OTLP_ENDPOINT) {
-    endpoint = tracesUrl(env.OTEL_EXPORTER_OTLP_ENDPOINT, true);
-  } else {
-    fail('otlpEndpoint is required (or set OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT)');
-  }
-
-  const headers = options.otlpHeaders ?? (env.OTEL_EXPORTER_OTLP_TRACES_HEADERS || env.OTEL_EXPORTER_OTLP_HEADERS
-    ? parseKeyValueList(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS || env.OTEL_EXPORTER_OTLP_HEADERS) : {});
-  if (typeof headers !== 'object' || Array.isArray(headers)) fail('otlpHeaders must be an object of header names to values');
-  for (const [k, v] of Object.entries(headers)) {
-    if (typeof v !== 'string') fail(`otlpHeaders[${JSON.stringify(k)}] must be a string`);
-  }
-
-  const protocol = options.protocol ?? env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
-  if (protocol !== 'http/protobuf' && protocol !== 'http/json') fail(`protocol must be 'http/protobuf' or 'http/json', got ${JSON.stringify(protocol)}`);
-
-  let sampleRate = options.sampleRate ?? (env.OTEL_TRACES_SAMPLER_ARG != null ? Number(env.OTEL_TRACES_SAMPLER_ARG) : 1);
-  if (typeof sampleRate !== 'number' || !(sampleRate >= 0 && sampleRate <= 1)) fail('sampleRate must be a number from 0 to 1');
-
-  const consoleExport = options.consoleExport ?? parseBool(env.OTEL_CONSOLE_EXPORT) ?? false;
-  if (typeof consoleExport !== 'boolean') fail('consoleExport must be a boolean');
-
-  const propagateTo = options.propagateTo ?? [];
-  if (!Array.isArray(propagateTo) || !propagateTo.every((p) => typeof p === 'string' || p instanceof RegExp)) {
-    fail('propagateTo must be an array of URL prefixes (strings) and RegExps');
-  }
-  const correlationIdHeader = options.correlationIdHeader;
-  if (correlationIdHeader != null && (typeof correlationIdHeader !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(correlationIdHeader))) {
-    fail('correlationIdHeader must be a valid HTTP header name');
-  }
-  const redact = options.redactQueryParams ?? DEFAULT_REDACTED_QUERY;
-  if (!Array.isArray(redact) || !redact.every((p) => typeof p === 'string')) fail('redactQueryParams must be an array of strings');
-  const instrumentFetch = options.instrumentFetch ?? false;
-  if (typeof instrumentFetch !== 'boolean') fail('instrumentFetch must be a boolean');
-  const propagateBaggage = options.propagateBaggage ?? false;
-  if (typeof propagateBaggage !== 'boolean') fail('propagateBaggage must be a boolean');
+  const serviceName = opt('serviceName', d.serviceName, (v) => typeof v === 'string' && v,
+    'a non-empty string (or set OTEL_SERVICE_NAME)');
+  const serviceVersion = opt('serviceVersion', d.serviceVersion ?? '', (v) => typeof v === 'string', 'a string');
+  const e = options.otlpEndpoint;
+  if (e != null && typeof e !== 'string' && !(e instanceof URL)) fail('otlpEndpoint must be a string or URL');
+  const endpoint = e != null ? tracesUrl(String(e)) : d.otlpEndpoint ? tracesUrl(d.otlpEndpoint, d.otlpBase) : fail('otlpEndpoint is required (or set OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT)');
+  const headers = opt('otlpHeaders', d.otlpHeaders ?? {},
+    (v) => typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string'), 'an object of header names to string values');
+  const protocol = opt('protocol', d.protocol ?? 'http/protobuf',
+    (v) => v === 'http/protobuf' || v === 'http/json', "'http/protobuf' or 'http/json'");
+  const sampleRate = opt('sampleRate', d.sampleRate ?? 1,
+    (v) => typeof v === 'number' && v >= 0 && v <= 1, 'a number from 0 to 1');
+  const consoleExport = bool('consoleExport', d.consoleExport);
+  const propagateTo = list('propagateTo', [], true);
+  const correlationIdHeader = opt('correlationIdHeader', undefined,
+    (v) => v == null || (typeof v === 'string' && /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v)), 'a valid HTTP header name');
+  const redact = list('redactQueryParams', ['AWSAccessKeyId', 'Signature', 'sig', 'X-Goog-Signature']);
+  const instrumentFetch = bool('instrumentFetch');
+  const propagateBaggage = bool('propagateBaggage');
   // gzip'd exports: on for a same-origin endpoint (a relay) and in runtimes
   // without CORS; a cross-origin collector must allow Content-Encoding in its
   // CORS settings first, so there it is opt-in.
   let sameOrigin = true;
   try { sameOrigin = !global.location?.origin || new URL(endpoint).origin === global.location.origin; } catch { /* keep */ }
-  const compress = options.compress ?? sameOrigin;
-  if (typeof compress !== 'boolean') fail('compress must be a boolean');
-  const ignoreUrls = options.ignoreUrls ?? [];
-  if (!Array.isArray(ignoreUrls) || !ignoreUrls.every((p) => typeof p === 'string' || p instanceof RegExp)) {
-    fail('ignoreUrls must be an array of URL prefixes (strings) and RegExps');
-  }
+  const compress = bool('compress', sameOrigin);
+  const ignoreUrls = list('ignoreUrls', [], true);
   const instrumentations = [];
-  for (const name of Object.keys(INSTRUMENTATIONS)) {
-    const v = options[name];
-    if (v == null || v === false) continue;
-    if (v !== true && (typeof v !== 'object' || Array.isArray(v))) fail(`${name} must be a boolean or an options object`);
-    instrumentations.push([name, v === true ? {} : { ...v }]);
+  for (const name in INSTRUMENTATIONS) {
+    const v = opt(name, false, (v) => v === true || v === false || (typeof v === 'object' && !Array.isArray(v)), 'a boolean or an options object');
+    if (v) instrumentations.push([name, v === true ? {} : { ...v }]);
   }
-  const persist = options.persist ?? true;
-  if (typeof persist !== 'boolean') fail('persist must be a boolean');
-  const persistMaxBytes = options.persistMaxBytes ?? 1 << 20;
-  if (typeof persistMaxBytes !== 'number' || !(persistMaxBytes > 0)) fail('persistMaxBytes must be a positive number');
-  const persistMaxAgeMs = options.persistMaxAgeMs ?? 24 * 3600 * 1000;
-  if (typeof persistMaxAgeMs !== 'number' || !(persistMaxAgeMs > 0)) fail('persistMaxAgeMs must be a positive number');
+  const persist = bool('persist', true);
+  const persistMaxBytes = positive('persistMaxBytes', 1 << 20);
+  const persistMaxAgeMs = positive('persistMaxAgeMs', 864e5);
   for (const k of ['scheduleDelayMillis', 'maxQueueSize', 'maxExportBatchSize', 'exportTimeoutMillis']) {
-    const v = options[k];
-    if (v != null && !(typeof v === 'number' && v >= 0 && v <= 2 ** 31)) fail(`${k} must be a number from 0 to 2^31`);
+    opt(k, 0, (v) => typeof v === 'number' && v >= 0 && v <= 2 ** 31, 'a number from 0 to 2^31');
   }
   const fetchImpl = options.fetch ?? global.fetch;
   if (typeof fetchImpl !== 'function') fail('no fetch function in this runtime (pass options.fetch)');
-  const resourceAttributes = { ...resourceEnv, ...(options.resourceAttributes ?? {}) };
+  const resourceAttributes = { ...d.resourceAttributes, ...options.resourceAttributes };
   delete resourceAttributes['service.name'];
   delete resourceAttributes['service.version'];
 
@@ -186,48 +112,43 @@ function normalize(options) {
   };
 }
 
+/** Whether the runtime may carry context exactly (context.js finds out): TC39 AsyncContext, or a server runtime's AsyncLocalStorage. */
+function mayBeExact(g) {
+  try {
+    const p = g.process;
+    return !!(g.AsyncContext || p?.getBuiltinModule || p?.versions?.node || g.Deno?.version || g.Bun || g.navigator?.userAgent === 'Cloudflare-Workers');
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Starts tracing. Resolves to a {@link Tracing} handle. Rejects (TypeError)
  * only for invalid options or when the wasm cannot be loaded.
  */
 export async function setupTracing(options = {}) {
-  const config = normalize(options);
-  const store = await contextStore(options.asyncContext);
+  if (options == null || typeof options !== 'object') fail('options must be an object');
+  // OTEL_* settings: options.env, or process.env where it exists (server
+  // runtimes: a page reads none, and does not download context.js for them).
+  let processEnv;
+  try { processEnv = global.process?.env; } catch { /* none */ }
+  const config = normalize(options, options.env != null || processEnv ? (await import('./context.js')).envDefaults(options) : {});
+  const option = options.asyncContext;
+  // The store: exact where the runtime may have one (context.js, downloaded
+  // only then), else the task store; `asyncContext: false` forces the latter.
+  const store = option !== false && (option != null || mayBeExact(global))
+    ? await (await import('./context.js')).contextStore(option) ?? taskStore : taskStore;
   // The small default wasm encodes OTLP/protobuf; the gzip encoder, and JSON,
   // console export and baggage, come with bigger ones, downloaded only by
   // setups that use them (core.js wasmUrl: 0 plain, 1 gzip, 2 full).
   const full = config.json || config.consoleExport || config.propagateBaggage;
-  const module = await loadWasm(options.wasm, full ? 2 : config.compress ? 1 : 0);
   const tracing = new Tracing(config, store);
-  try {
-    tracing._core = await Core.create(module, {
-      send: (id, body, transport, spans) => tracing._send(id, body, transport, spans),
-      timer: (ms) => tracing._schedule(ms),
-      console: (json) => console.debug('[tracelink] span', json),
-    }, {
-      serviceName: config.serviceName, serviceVersion: config.serviceVersion, sampleRate: config.sampleRate,
-      flags: (config.json ? 1 : 0) | (config.consoleExport ? 2 : 0) | (full ? 4 : 0) | (config.compress ? 8 : 0),
-      scheduleDelayMs: config.scheduleDelayMs, maxQueueSize: config.maxQueueSize, maxExportBatchSize: config.maxExportBatchSize,
-    });
-  } catch (e) {
-    throw new TypeError(`tracelink: setupTracing: ${String(e?.message ?? e)}`
-      + (full ? " (Workers: import wasm from 'tracelink/tracelink-full.wasm')" : ''), { cause: e });
-  }
-  if (config.compress && !tracing._core.gzip) {
-    // options.wasm without the gzip encoder: plain bodies, unless asked for.
-    if (options.compress) {
-      tracing._core.shutdown();
-      throw new TypeError("tracelink: setupTracing: compress: true needs tracelink-gzip.wasm or tracelink-full.wasm (options.wasm has no gzip encoder)");
-    }
-    config.compress = false;
-  }
-  tracing._start_();
+  await tracing._init(await loadWasm(options.wasm, full ? 2 : config.compress ? 1 : 0), full, options.compress);
   let hooks = null; // what instrumentations use (instrument/hooks.js), loaded with the first
   for (const [name, settings] of config.instrumentations) {
     const instrumentation = await INSTRUMENTATIONS[name]();
     hooks ??= (await import('./instrument/hooks.js')).hooks(tracing, Span);
-    const uninstall = tracing._safe(() => instrumentation.install(hooks, settings));
-    if (typeof uninstall === 'function') tracing._uninstall.push(uninstall);
+    tracing._install(instrumentation, hooks, settings);
   }
   return tracing;
 }
@@ -247,14 +168,57 @@ const INSTRUMENTATIONS = {
   instrumentWebVitals: () => import('./instrument/web-vitals.js'),
 };
 
+/**
+ * The browser store (task-scoped; context.js has the exact ones). `follow(promise, ctx)` returns a native promise that
+ * settles like `promise`; when it settles, `ctx` is current for exactly the
+ * reactions registered on it by then (an `await` continuation included):
+ *
+ *   queue: [enter ctx] [reaction 1] … [reaction n] [leave]
+ *
+ * Both markers are queued in the same synchronous step as the settlement, so
+ * no other job can run between them; jobs those reactions queue run after
+ * `leave`, without a context.
+ */
+class TaskStore {
+  constructor() {
+    this.exact = false;
+    this.name = 'task';
+    this._cur = null;
+  }
+  get() {
+    return this._cur;
+  }
+  run(ctx, fn, args) {
+    const previous = this._cur;
+    this._cur = ctx;
+    try {
+      return fn(...args);
+    } finally {
+      this._cur = previous;
+    }
+  }
+  follow(promise, ctx) {
+    if (!ctx) return promise;
+    return new Promise((resolve, reject) => {
+      const settle = (f, v) => {
+        queueMicrotask(() => { this._cur = ctx; });
+        f(v);
+        queueMicrotask(() => { this._cur = null; });
+      };
+      promise.then((v) => settle(resolve, v), (e) => settle(reject, e));
+    });
+  }
+}
+
+const taskStore = new TaskStore(); // one per realm: "current" is realm-wide here
 
 /** [type, message, stack] of a thrown value; parts that refuse to be read are left empty. */
 function errorParts(err) {
-  const read = (f) => { try { return text(f(), ''); } catch { return ''; } };
+  const read = (f) => { try { return text(f()); } catch { return ''; } };
   let isError = false;
   try { isError = err instanceof Error || (err !== null && typeof err === 'object' && 'message' in err); } catch { /* a proxy */ }
   if (isError) return [read(() => err.name ?? err.constructor?.name ?? 'Error') || 'Error', read(() => err.message ?? ''), read(() => err.stack ?? '')];
-  return ['', text(err, ''), ''];
+  return ['', text(err), ''];
 }
 
 /** `String(v)`, or `fallback` for a value that refuses conversion (hostile input is ignored, not an error of ours). */
@@ -266,8 +230,7 @@ function text(v, fallback = '') {
   }
 }
 
-/** Stages an attribute on context `c` (ignored as OpenTelemetry does for other types). */
-/** Stages every attribute of `attributes`; an object that refuses reads gives what could be read. */
+/** Stages every attribute of `attributes` on context `c`; an object that refuses reads gives what could be read. */
 function stageAll(c, attributes) {
   if (!attributes || typeof attributes !== 'object') return;
   try {
@@ -275,10 +238,33 @@ function stageAll(c, attributes) {
   } catch { /* hostile getters or proxy traps: the rest is ignored */ }
 }
 
+/** Stages an attribute on context `c` (ignored as OpenTelemetry does for other types). */
 function stage(c, key, value) {
   if (!c.rec || typeof key !== 'string' || key === '') return;
   const v = snapshot(value);
-  if (v !== undefined) c.log.push(ATTRIBUTE, key, v);
+  if (v !== undefined) c.log.push(1, key, v);
+}
+
+/**
+ * A span's context: what "current" holds. `h` is the core's handle (0 for a
+ * remote or adopted context, which carries `tp`/`ts` instead); `log` the
+ * staged span log while it is recording; `ids` what the core handed back at
+ * its end.
+ */
+class Ctx {
+  constructor(t, h, rec, cid, baggage, tp = '', ts = '', remote = false) {
+    this.t = t;
+    this.h = h;
+    this.rec = rec;
+    this.log = rec ? [] : null;
+    this.cid = cid;
+    this.baggage = baggage;
+    this.tp = tp;
+    this.ts = ts;
+    this.ids = null;
+    this.done = false;
+    this.remote = remote;
+  }
 }
 
 /**
@@ -288,11 +274,11 @@ function stage(c, key, value) {
 export class Span {
   constructor(tracing, ctx) {
     this._t = tracing;
-    this._c = ctx; // the context this span is current in: { t, h, rec, log, cid, baggage, tp, ts, remote }
+    this._c = ctx; // the context this span is current in (a Ctx), or null
   }
   /** Sets an attribute (string, number, boolean, bigint or a homogeneous array). */
   setAttribute(key, value) {
-    if (this._c?.rec) stage(this._c, key, value);
+    if (this._c) stage(this._c, key, value);
     return this;
   }
   /** Sets several attributes. */
@@ -303,7 +289,7 @@ export class Span {
   /** Adds a timestamped event with optional attributes. */
   addEvent(name, attributes) {
     const c = this._c;
-    if (c?.rec) c.log.push(EVENT, clock(), text(name, 'event'), snapshotAll(attributes));
+    if (c?.rec) c.log.push(2, clock(), text(name, 'event'), snapshotAll(attributes));
     return this;
   }
   /** Sets the status: 'ok' | 'error' | 'unset' (or {code, message}). */
@@ -312,8 +298,8 @@ export class Span {
     if (c?.rec) {
       try {
         if (code && typeof code === 'object') ({ code, message } = code);
-        const s = typeof code === 'number' ? code : STATUS[text(code).toLowerCase()];
-        if (s === 0 || s === 1 || s === 2) c.log.push(SET_STATUS, s, message == null ? '' : text(message));
+        const s = typeof code === 'number' ? code : STATUS.indexOf(text(code).toLowerCase());
+        if (s === 0 || s === 1 || s === 2) c.log.push(3, s, message == null ? '' : text(message));
       } catch { /* a status object that refuses reads: ignored */ }
     }
     return this;
@@ -326,7 +312,7 @@ export class Span {
   /** Renames the span. */
   updateName(name) {
     const c = this._c;
-    if (c?.rec) c.log.push(RENAME, text(name, 'span'));
+    if (c?.rec) c.log.push(4, text(name, 'span'));
     return this;
   }
   /** Ends the span (now, or at `endTime`: unix ms or a Date); later calls do nothing. */
@@ -338,9 +324,9 @@ export class Span {
     return !!this._c?.rec;
   }
   /** This span's 32-hex trace id ('' once ended). */
-  get traceId() { return this._t._w3c(this._c)?.[0].slice(3, 35) ?? ''; }
+  get traceId() { return this.traceparent.slice(3, 35); }
   /** This span's 16-hex span id ('' once ended). */
-  get spanId() { return this._t._w3c(this._c)?.[0].slice(36, 52) ?? ''; }
+  get spanId() { return this.traceparent.slice(36, 52); }
   /** The W3C traceparent of this span ('' once ended). */
   get traceparent() { return this._t._w3c(this._c)?.[0] ?? ''; }
   /**
@@ -359,40 +345,81 @@ export class Span {
 
 /** The handle `setupTracing` resolves to. */
 export class Tracing {
+  #config;
+  #baggage = ''; // baggage of work outside any operation
+  #open = 0; // operations started and not yet ended
+  #parentUnknown = 0;
+  #flushWaiters = [];
+  #internalErrors = 0;
+  #timer = null;
+  #realFetch;
+  #patched = null;
+  #listeners = [];
+  #unpatchBodies = null;
+  #uninstall = []; // undo functions of the installed instrumentations
+  #exportHeaders;
+  #outbox = null; // the offline store (persist.js), once open
+  #persistence = 'off'; // stats().persistence
+  #stopped = false;
+
   constructor(config, store) {
-    this._config = config;
-    this._store = store; // where the current context lives (context.js)
-    this._core = null; // the wasm core (core.js), set by setupTracing
-    this._baggage = ''; // baggage of work outside any operation
-    this._open = 0; // operations started and not yet ended
-    this._parentUnknown = 0;
-    this._inflight = new Set();
-    this._flushWaiters = [];
-    this._internalErrors = 0;
-    this._broken = false;
-    this._timer = null;
-    this._realFetch = config.fetchImpl;
-    this._patched = null;
-    this._listeners = [];
-    this._unpatchBodies = null;
-    this._uninstall = []; // undo functions of the installed instrumentations
+    this.#config = config;
+    this._store = store; // where the current context lives (TaskStore, or context.js)
+    this._core = null; // the wasm core (core.js)
     this._recordedErrors = new WeakSet(); // errors recorded by traceOperation: never recorded twice
-    this._exportHeaders = { ...config.headers, 'content-type': config.json ? 'application/json' : 'application/x-protobuf' };
-    this._gzipHeaders = { ...this._exportHeaders, 'content-encoding': 'gzip' };
-    this._outbox = null; // the offline store (persist.js), once open
-    this._persistence = 'off'; // stats().persistence
-    this._stopped = false;
+    this._broken = false; // a wasm trap stopped tracing
+    this.#realFetch = config.fetchImpl;
+    this.#exportHeaders = { ...config.headers, 'content-type': config.json ? 'application/json' : 'application/x-protobuf' };
   }
 
-  /** Starts what needs the core: resource, lifecycle listeners, patches. */
-  _start_() {
-    for (const [k, v] of Object.entries(this._config.resourceAttributes)) {
+  /** Instantiates the core from `module`, then starts what needs it: resource, lifecycle listeners, patches. */
+  async _init(module, full, compressAsked) {
+    const c = this.#config;
+    try {
+      this._core = await Core.create(module, {
+        send: (id, body, transport, spans) => this.#send(id, body, transport, spans),
+        timer: (ms) => this.#schedule(ms),
+        console: (json) => console.debug('[tracelink] span', json),
+      }, {
+        serviceName: c.serviceName, serviceVersion: c.serviceVersion, sampleRate: c.sampleRate,
+        flags: (c.json ? 1 : 0) | (c.consoleExport ? 2 : 0) | (full ? 4 : 0) | (c.compress ? 8 : 0),
+        scheduleDelayMs: c.scheduleDelayMs, maxQueueSize: c.maxQueueSize, maxExportBatchSize: c.maxExportBatchSize,
+      });
+    } catch (e) {
+      throw new TypeError(`tracelink: setupTracing: ${String(e?.message ?? e)}`
+        + (full ? " (Workers: import wasm from 'tracelink/tracelink-full.wasm')" : ''), { cause: e });
+    }
+    if (c.compress && !this._core.gzip) {
+      // options.wasm without the gzip encoder: plain bodies, unless asked for.
+      if (compressAsked) {
+        this._core._x.tl_shutdown();
+        throw new TypeError('tracelink: setupTracing: compress: true needs tracelink-gzip.wasm or tracelink-full.wasm (options.wasm has no gzip encoder)');
+      }
+      c.compress = false;
+    }
+    for (const [k, v] of Object.entries(c.resourceAttributes)) {
       if (typeof v === 'string') this._core.resource(k, v);
     }
-    this._listen();
-    if (!this._store.exact) this._unpatchBodies = followBodies(this);
-    if (this._config.instrumentFetch) this.instrumentFetch();
-    this._openOutbox();
+    this.#listen();
+    if (!this._store.exact) this.#unpatchBodies = followBodies(this);
+    if (c.instrumentFetch) this.instrumentFetch();
+    this.#openOutbox();
+  }
+
+  /** Installs an instrumentation module; its undo runs at shutdown. */
+  _install(instrumentation, hooks, settings) {
+    const uninstall = this._safe(() => instrumentation.install(hooks, settings));
+    if (typeof uninstall === 'function') this.#uninstall.push(uninstall);
+  }
+
+  /** Runs `f` on the core unless tracing broke (a counted internal error then). */
+  #core(f) {
+    return this._safe(() => f(this._core));
+  }
+
+  /** Calls the core's export `name` (src/js_abi: tl_*) unless tracing broke (a counted internal error then). */
+  #x(name, ...args) {
+    return this._safe(() => this._core._x[name](...args));
   }
 
   /**
@@ -401,36 +428,36 @@ export class Tracing {
    * open, the core may hand over what it cannot send, and what earlier pages
    * stored is sent now.
    */
-  _openOutbox() {
-    const c = this._config;
+  #openOutbox() {
+    const c = this.#config;
     let idb = null;
     try { idb = global.indexedDB ?? null; } catch { /* access refused (sandboxed frame) */ }
     if (!c.persist || !idb) {
-      this._persistence = c.persist ? 'unavailable' : 'off';
+      this.#persistence = c.persist ? 'unavailable' : 'off';
       return;
     }
-    this._persistence = 'opening';
+    this.#persistence = 'opening';
     import('./persist.js')
-      .then((m) => m.openOutbox({ indexedDB: idb, endpoint: c.endpoint, contentType: this._exportHeaders['content-type'],
-        maxBytes: c.persistMaxBytes, maxAgeMs: c.persistMaxAgeMs, send: (body) => this._post(body, false).then(([status]) => {
+      .then((m) => m.openOutbox({ indexedDB: idb, endpoint: c.endpoint, contentType: this.#exportHeaders['content-type'],
+        maxBytes: c.persistMaxBytes, maxAgeMs: c.persistMaxAgeMs, send: (body) => this.#post(body).then(([status]) => {
           // An answer proves the network is there, whatever navigator.onLine said.
-          if (status >= 200 && status < 300) this._safe(() => this._core.online(true));
+          if (status >= 200 && status < 300) this.#x('tl_online', 1);
           return status;
         }) }))
       .then((outbox) => {
-        if (this._stopped || this._broken) return outbox.close();
-        this._outbox = outbox;
-        this._persistence = 'indexeddb';
-        this._safe(() => this._core.persist(true));
-        this._drain();
+        if (this.#stopped || this._broken) return outbox.close();
+        this.#outbox = outbox;
+        this.#persistence = 'indexeddb';
+        this.#x('tl_persist', 1);
+        this.#drain();
       }, () => {
-        this._persistence = 'unavailable'; // IndexedDB refused (private mode, blocked storage)
+        this.#persistence = 'unavailable'; // IndexedDB refused (private mode, blocked storage)
       });
   }
 
   /** Sends what earlier pages (or this one) stored; resolves when done, never rejects. */
-  _drain() {
-    return this._outbox && !this._broken ? this._outbox.drain() : Promise.resolve();
+  #drain() {
+    return this.#outbox && !this._broken ? this.#outbox.drain() : Promise.resolve();
   }
 
   // ---- internal plumbing -------------------------------------------------
@@ -441,35 +468,37 @@ export class Tracing {
     try {
       return f();
     } catch (e) {
-      this._internalErrors++;
-      // A wasm trap (RuntimeError) leaves the instance unusable: stop tracing,
-      // keep the app running (fetch passes straight through).
-      if (e instanceof WebAssembly.RuntimeError) this._broken = true;
+      this.#fault(e);
       return undefined;
     }
+  }
+
+  /** Counts an internal error. A wasm trap (RuntimeError) leaves the instance unusable: tracing stops, the app runs on (fetch passes straight through). */
+  #fault(e) {
+    this.#internalErrors++;
+    if (e instanceof WebAssembly.RuntimeError) this._broken = true;
   }
 
   /** The current context, or null. */
   _current() {
     let c;
     try { c = this._store.get(); } catch { return null; }
-    return c && c.t !== this ? this._adopt(c) : c;
+    return c && c.t !== this ? this.#adopt(c) : c;
   }
 
   /** A context of another Tracing (two setups in one realm) as a W3C parent of ours. */
-  _adopt(c) {
+  #adopt(c) {
     if (!c || typeof c !== 'object' || !(c.t instanceof Tracing)) return null;
     const w = c.t._w3c(c, true);
-    if (!w) return null;
-    return { t: this, h: 0, rec: false, log: null, cid: c.cid, baggage: c.baggage, tp: w[0], ts: w[1], ids: null, done: false, remote: c.remote };
+    return w && new Ctx(this, 0, false, c.cid, c.baggage, w[0], w[1], c.remote);
   }
 
   /** [traceparent, tracestate] of `ctx`: live, or (with `ended`) as it was when it ended. */
-  _w3c(ctx, ended = false) {
+  _w3c(ctx, ended) {
     if (!ctx) return null;
     if (ctx.done) return ended ? [traceparentOf(ctx), ctx.ts] : null;
     if (!ctx.h) return ctx.tp ? [ctx.tp, ctx.ts] : null; // a remote context
-    return this._safe(() => this._core.context(ctx.h)) ?? null;
+    return this.#core((k) => k.context(ctx.h)) ?? null;
   }
 
   /**
@@ -479,27 +508,23 @@ export class Tracing {
    */
   _implicitParent() {
     const c = this._current();
-    if (!c && this._open > 0 && !this._store.exact) this._parentUnknown++;
+    if (!c && this.#open > 0 && !this._store.exact) this.#parentUnknown++;
     return c;
   }
 
   /** Starts a span under `parent` (a context or null) → its context, or null. */
-  _startIn(name, kind, parent, cid, atMs = NaN) {
+  #startIn(name, kind, parent, cid, atMs = NaN) {
     const live = parent && parent.h && !parent.done;
     const raw = this._core.start(name, kind, live ? parent.h : 0, live || !parent ? '' : traceparentOf(parent),
-      live || !parent ? '' : parent.ts, !!parent?.remote, Number.isNaN(atMs) ? clock() : atMs);
+      live || !parent ? '' : parent.ts, parent?.remote, atMs === atMs ? atMs : clock());
     if (!raw) return null;
-    const rec = raw >= RECORDING;
-    const ctx = { t: this, h: raw & 0x7fffffff, rec, log: rec ? [] : null, cid: cid ?? parent?.cid,
-      baggage: parent ? parent.baggage : this._baggage, tp: '', ts: '', ids: null, done: false, remote: false };
-    if (rec && ctx.cid != null) ctx.log.push(ATTRIBUTE, 'correlation_id', ctx.cid);
+    const ctx = new Ctx(this, raw & 0x7fffffff, raw > 0x7fffffff, cid ?? parent?.cid, parent ? parent.baggage : this.#baggage);
+    if (ctx.rec && ctx.cid != null) ctx.log.push(1, 'correlation_id', ctx.cid);
     return ctx;
   }
 
-  /** `options.parent` (a Span, an extracted context, or null) or the implicit parent. */
-  _parentFrom(options) {
-    if (!options || !('parent' in options) || options.parent === undefined) return this._implicitParent();
-    const p = options.parent;
+  /** Parent option `p` (a Span, an extracted context, or null; undefined: the implicit parent) as a context. */
+  #parentFrom(p) {
     if (p === null) return null;
     let isSpan = false, tp;
     try {
@@ -508,34 +533,35 @@ export class Tracing {
     } catch {
       return this._implicitParent(); // a parent that refuses reads is ignored
     }
-    if (isSpan) return p._c && p._c.t !== this ? this._adopt(p._c) : p._c;
+    if (isSpan) return p._c && p._c.t !== this ? this.#adopt(p._c) : p._c;
     if (typeof tp === 'string') {
       // An extracted remote context: started under, never made live here.
-      let baggage = this._baggage, ts = '';
+      let baggage = this.#baggage, ts = '';
       try {
         if (typeof p.baggage === 'string') baggage = p.baggage;
         if (typeof p.tracestate === 'string') ts = p.tracestate;
       } catch { /* unreadable extras: the traceparent alone */ }
-      return { t: this, h: 0, rec: false, log: null, cid: undefined, baggage, tp, ts, ids: null, done: false, remote: true };
+      return new Ctx(this, 0, false, undefined, baggage, tp, ts, true);
     }
     return this._implicitParent();
   }
 
-  _start(name, options) {
+  #start(name, options) {
     // Options are read once, up front: an options object that refuses reads
     // is ignored (hostile input, not an error of ours), never half-applied.
-    let kind = 0, cid, startTime, attributes, parentOptions = options;
-    try {
-      kind = KIND[text(options?.kind ?? 'internal').toLowerCase()] ?? 0;
-      cid = options?.correlationId;
-      cid = cid == null ? undefined : text(cid, undefined);
-      startTime = options?.startTime;
-      attributes = options?.attributes;
-      parentOptions = options && 'parent' in options ? { parent: options.parent } : undefined;
-    } catch {
-      parentOptions = undefined;
+    let kind = 0, cid, startTime, attributes, parent;
+    if (options != null) {
+      try {
+        const k = options.kind;
+        if (k != null) kind = Math.max(0, KINDS.indexOf(text(k).toLowerCase()));
+        cid = options.correlationId;
+        cid = cid == null ? undefined : text(cid, undefined);
+        startTime = options.startTime;
+        attributes = options.attributes;
+        if ('parent' in options) parent = options.parent;
+      } catch { /* the rest ignored */ }
     }
-    const ctx = this._startIn(text(name, 'span'), kind, this._parentFrom(parentOptions), cid, timeMs(startTime));
+    const ctx = this.#startIn(text(name, 'span'), kind, parent === undefined ? this._implicitParent() : this.#parentFrom(parent), cid, timeMs(startTime));
     if (ctx?.rec) stageAll(ctx, attributes);
     return ctx;
   }
@@ -543,9 +569,7 @@ export class Tracing {
   /** Records `error` on `ctx`: an exception event and ERROR status. */
   _fail(ctx, error) {
     if (error !== null && (typeof error === 'object' || typeof error === 'function')) this._recordedErrors.add(error);
-    if (!ctx.rec) return;
-    const [type, message, stack] = errorParts(error);
-    ctx.log.push(EXCEPTION, clock(), type, message, stack);
+    if (ctx.rec) ctx.log.push(7, clock(), ...errorParts(error));
   }
 
   /**
@@ -559,7 +583,7 @@ export class Tracing {
     ctx.log = null;
     ctx.rec = false;
     ctx.done = true;
-    [ctx.ids, ctx.ts] = this._core.end(ctx.h, log, Number.isNaN(atMs) ? clock() : atMs);
+    ctx.ids = this._core.end(ctx.h, log, atMs === atMs ? atMs : clock());
   }
 
   /** Runs `fn(...args)` with `ctx` current; a promise it returns re-enters the caller's context. */
@@ -580,50 +604,40 @@ export class Tracing {
     }
   }
 
-  _schedule(ms) {
-    if (this._timer !== null) clearTimeout(this._timer);
-    this._timer = ms < 0 ? null : setTimeout(() => {
-      this._timer = null;
-      this._safe(() => this._core.timer());
-      this._settleFlush();
+  #schedule(ms) {
+    clearTimeout(this.#timer);
+    this.#timer = ms < 0 ? null : setTimeout(() => {
+      this.#timer = null;
+      this.#x('tl_timer');
+      this.#settleFlush();
     }, ms);
     // Never keep a Node/Bun/Deno process alive just for the export timer.
-    this._timer?.unref?.();
+    this.#timer?.unref?.();
   }
 
   /** Sends one OTLP request the core asked for (or stores it: transport 3), and reports its outcome. */
-  _send(id, body, transport, spans) {
-    const gzip = (transport & SEND_GZIP) !== 0;
-    transport &= ~SEND_GZIP;
-    if (transport === SEND_PERSIST) {
-      const outbox = this._outbox;
+  #send(id, body, transport, spans) {
+    let p;
+    const how = transport & 7; // 1 keepalive, 2 beacon, 3 store; + 8: gzip'd
+    if (how === 3) {
+      const outbox = this.#outbox;
       if (!outbox) return false;
-      const p = outbox.store(body, spans).then((stored) => {
-        this._inflight.delete(p);
-        this._safe(() => this._core.persisted(id, stored));
-        this._settleFlush();
-      });
-      this._inflight.add(p);
-      return true;
-    }
-    if (transport === SEND_BEACON) {
+      p = outbox.store(body, spans).then((stored) => this.#x('tl_persisted', id, stored ? 1 : 0));
+    } else if (how === 2) {
       // sendBeacon cannot carry headers: JSON/protobuf types go as a Blob type.
-      const nav = global.navigator;
       try {
-        return typeof nav?.sendBeacon === 'function'
-          && nav.sendBeacon(this._config.endpoint, new Blob([body], { type: this._exportHeaders['content-type'] }));
+        return global.navigator.sendBeacon(this.#config.endpoint, new Blob([body], { type: this.#exportHeaders['content-type'] }));
       } catch {
         return false;
       }
+    } else {
+      p = this.#post(body, how === 1, transport & 8).then(([status, retryAfter, bytes]) => {
+        this.#core((k) => k.outcome(id, status, retryAfter, bytes));
+        // The collector takes exports again: send what was stored meanwhile.
+        if (status >= 200 && status < 300 && this.#outbox?.pending()) this.#drain();
+      });
     }
-    const p = this._post(body, transport === SEND_KEEPALIVE, gzip).then(([status, retryAfter, bytes]) => {
-      this._inflight.delete(p);
-      this._safe(() => this._core.outcome(id, status, retryAfter, bytes));
-      // The collector takes exports again: send what was stored meanwhile.
-      if (status >= 200 && status < 300 && this._outbox?.pending()) this._drain();
-      this._settleFlush();
-    });
-    this._inflight.add(p);
+    p.then(() => this.#settleFlush());
     return true;
   }
 
@@ -631,84 +645,73 @@ export class Tracing {
    * POSTs an OTLP body to the collector. Resolves (never rejects) with
    * [status, Retry-After, 2xx body bytes]; status 0 without an answer, 1 on timeout.
    */
-  _post(body, keepalive, gzip = false) {
-    const controller = typeof AbortController === 'function' ? new AbortController() : null;
-    const timeout = setTimeout(() => controller?.abort(), this._config.exportTimeoutMs ?? 30000);
+  #post(body, keepalive, gzip) {
+    const controller = global.AbortController ? new AbortController() : null;
+    const timeout = setTimeout(() => controller?.abort(), this.#config.exportTimeoutMs ?? 30000);
     timeout?.unref?.();
-    const headers = gzip ? this._gzipHeaders : this._exportHeaders;
+    const headers = gzip ? { ...this.#exportHeaders, 'content-encoding': 'gzip' } : this.#exportHeaders;
     const init = { method: 'POST', headers, body, signal: controller?.signal };
     // keepalive only matters where a page can unload under the request; edge
     // runtimes have no use for it (and some reject unknown fetch fields).
     if (keepalive && global.document) init.keepalive = true;
     return Promise.resolve()
-      .then(() => this._realFetch.call(global, this._config.endpoint, init))
+      .then(() => this.#realFetch.call(global, this.#config.endpoint, init))
       .then(async (res) => {
         let bytes = null;
-        if (res.status >= 200 && res.status < 300) {
-          try { bytes = new Uint8Array(await res.arrayBuffer()); } catch { bytes = null; }
-        } else {
-          try { await res.body?.cancel(); } catch { /* connection already gone */ }
-        }
+        try {
+          if (res.status >= 200 && res.status < 300) bytes = new Uint8Array(await res.arrayBuffer());
+          else await res.body?.cancel();
+        } catch { /* no body, or the connection is already gone */ }
         return [res.status, res.headers.get('retry-after'), bytes];
       })
       .catch((e) => [e?.name === 'AbortError' ? 1 : 0, null, null])
       .finally(() => clearTimeout(timeout));
   }
 
-  _settleFlush() {
-    if (!this._flushWaiters.length) return;
-    const idle = this._broken || this._safe(() => this._core.idle());
-    if (idle) for (const resolve of this._flushWaiters.splice(0)) resolve();
+  #settleFlush() {
+    if (this.#flushWaiters.length && (this._broken || this.#core((k) => k.idle()))) {
+      for (const resolve of this.#flushWaiters.splice(0)) resolve();
+    }
   }
 
-  _listen() {
+  #listen() {
     const target = global.addEventListener ? global : null;
     if (!target) return;
-    const hidden = () => this._safe(() => this._core.pageHidden());
-    const visibility = () => {
-      const state = global.document?.visibilityState;
-      if (state === 'hidden') hidden();
-      else if (state === 'visible') this._safe(() => this._core.pageVisible());
-    };
+    const doc = global.document;
     const add = (t, type, f) => {
-      try { t.addEventListener(type, f, { capture: true }); this._listeners.push([t, type, f]); } catch { /* not an EventTarget */ }
+      try { t.addEventListener(type, f, { capture: true }); this.#listeners.push([t, type, f]); } catch { /* not an EventTarget */ }
     };
-    if (global.document?.addEventListener) add(global.document, 'visibilitychange', visibility);
+    const hidden = () => this.#x('tl_page_hidden');
+    if (doc?.addEventListener) {
+      add(doc, 'visibilitychange', () => {
+        const state = doc.visibilityState;
+        if (state === 'hidden') hidden();
+        else if (state === 'visible') this.#x('tl_page_visible');
+      });
+    }
     add(target, 'pagehide', hidden);
     // The network: offline, batches go to the store (when there is one)
     // instead of failing; back online, the queue and the store are sent.
-    add(target, 'offline', () => this._safe(() => this._core.online(false)));
-    add(target, 'online', () => { this._safe(() => this._core.online(true)); this._drain(); });
+    const online = (on) => this.#x('tl_online', on);
+    add(target, 'offline', () => online(0));
+    add(target, 'online', () => { online(1); this.#drain(); });
     let offline = false;
     try { offline = global.navigator?.onLine === false; } catch { /* no navigator */ }
-    if (offline) this._safe(() => this._core.online(false));
+    if (offline) online(0);
   }
 
   // ---- traced fetch -------------------------------------------------------
 
   /** Whether trace headers may go to `url` (same origin, or allow-listed). */
-  _mayPropagate(url) {
+  #mayPropagate(url) {
     const origin = global.location?.origin;
-    if (origin && origin !== 'null' && url.origin === origin) return true;
-    const href = url.href;
-    for (const p of this._config.propagateTo) {
-      if (typeof p === 'string') {
-        if (href === p || href.startsWith(p.endsWith('/') ? p : p + '/') || url.origin === p) return true;
-      } else {
-        p.lastIndex = 0;
-        if (p.test(href)) return true;
-      }
-    }
-    return false;
+    return (origin && origin !== 'null' && url.origin === origin) || matches(this.#config.propagateTo, url.href,
+      (href, p) => href === p || href.startsWith(p.endsWith('/') ? p : p + '/') || url.origin === p);
   }
 
   /** Whether requests to `url` are never traced: the exporter's own, and `ignoreUrls`. */
   _ignored(url) {
-    if (url.href === this._config.endpoint) return true;
-    for (const p of this._config.ignoreUrls) {
-      if (typeof p === 'string' ? url.href.startsWith(p) : (p.lastIndex = 0, p.test(url.href))) return true;
-    }
-    return false;
+    return url.href === this.#config.endpoint || matches(this.#config.ignoreUrls, url.href, (href, p) => href.startsWith(p));
   }
 
   /** `url.full` for a span: no userinfo, sensitive query values redacted. */
@@ -717,13 +720,10 @@ export class Tracing {
     const u = new URL(url.href);
     u.username = '';
     u.password = '';
-    if (u.search && this._config.redact.size) {
+    const redact = this.#config.redact;
+    if (u.search && redact.size) {
       let changed = false;
-      const entries = [...u.searchParams].map(([k, v]) => {
-        if (!this._config.redact.has(k.toLowerCase())) return [k, v];
-        changed = true;
-        return [k, 'REDACTED'];
-      });
+      const entries = [...u.searchParams].map(([k, v]) => redact.has(k.toLowerCase()) ? (changed = true, [k, 'REDACTED']) : [k, v]);
       if (changed) u.search = new URLSearchParams(entries).toString();
     }
     return u.href;
@@ -731,44 +731,44 @@ export class Tracing {
 
   /** Starts the CLIENT span of an HTTP request under `parent` → its context, or null. */
   _httpStart(method, url, parent) {
-    const known = HTTP_METHODS.has(method);
-    const ctx = this._startIn(known ? method : 'HTTP', 2, parent, undefined);
+    const known = HTTP_METHODS.includes(method);
+    const ctx = this.#startIn(known ? method : 'HTTP', 2, parent);
     if (ctx?.rec) {
-      ctx.log.push(ATTRIBUTE, 'http.request.method', known ? method : '_OTHER');
-      if (!known) ctx.log.push(ATTRIBUTE, 'http.request.method_original', method);
-      ctx.log.push(ATTRIBUTE, 'url.full', this._spanUrl(url), ATTRIBUTE, 'server.address', url.hostname,
-        ATTRIBUTE, 'server.port', url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80);
+      ctx.log.push(1, 'http.request.method', known ? method : '_OTHER');
+      if (!known) ctx.log.push(1, 'http.request.method_original', method);
+      ctx.log.push(1, 'url.full', this._spanUrl(url), 1, 'server.address', url.hostname,
+        1, 'server.port', url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80);
     }
     return ctx;
   }
 
   /** Ends an HTTP span: the response's status and the server span it names. */
   _httpEnd(ctx, status, traceresponse, serverTiming, date) {
-    if (ctx.rec) ctx.log.push(HTTP_RESPONSE, status, traceresponse ?? '', serverTiming ?? '', date ?? '', clock());
+    if (ctx.rec) ctx.log.push(5, status, traceresponse ?? '', serverTiming ?? '', date ?? '', clock());
     this._end(ctx);
   }
 
   /** Ends an HTTP span whose request failed. */
   _httpFail(ctx, type, message) {
-    if (ctx.rec) ctx.log.push(HTTP_FAILURE, clock(), type || 'Error', message);
+    if (ctx.rec) ctx.log.push(6, clock(), type || 'Error', message);
     this._end(ctx);
   }
 
   /** The trace headers for `ctx` to `url`: [name, value] pairs (none where they may not go). */
   _traceHeaders(ctx, url) {
-    if (!this._mayPropagate(url)) return [];
-    const w = this._core.context(ctx.h);
+    const w = this.#mayPropagate(url) && this._core.context(ctx.h);
     if (!w) return [];
+    const { propagateBaggage, correlationIdHeader } = this.#config;
     const headers = [['traceparent', w[0]]];
     if (w[1]) headers.push(['tracestate', w[1]]);
-    if (this._config.propagateBaggage && ctx.baggage) headers.push(['baggage', ctx.baggage]);
-    if (this._config.correlationIdHeader && ctx.cid != null) headers.push([this._config.correlationIdHeader, ctx.cid]);
+    if (propagateBaggage && ctx.baggage) headers.push(['baggage', ctx.baggage]);
+    if (correlationIdHeader && ctx.cid != null) headers.push([correlationIdHeader, ctx.cid]);
     return headers;
   }
 
   /** The traced fetch: `args` exactly as the caller passed them; `parent` a context, null, or undefined (current). */
   _fetch(args, parent) {
-    const realFetch = this._realFetch;
+    const realFetch = this.#realFetch;
     if (this._broken || args.length === 0) return realFetch.apply(global, args);
     const caller = this._current();
     const [input, init] = args;
@@ -780,14 +780,11 @@ export class Tracing {
       if (this._ignored(url)) return realFetch.apply(global, args); // never the exporter, nor ignoreUrls
       const method = String((init && init.method) || (isRequest ? input.method : 'GET')).toUpperCase();
       ctx = this._httpStart(method, url, parent === undefined ? this._implicitParent() : parent);
-      if (ctx) traced = this._withTraceHeaders(input, init, isRequest, ctx, this._traceHeaders(ctx, url));
+      if (ctx) traced = withTraceHeaders(input, init, isRequest, ctx, this._traceHeaders(ctx, url));
     } catch (e) {
       // Invalid caller input (bad URL, header name...) is the real fetch's to
       // reject, below; only a fault of our own counts.
-      if (e instanceof WebAssembly.RuntimeError) {
-        this._internalErrors++;
-        this._broken = true;
-      }
+      if (e instanceof WebAssembly.RuntimeError) this.#fault(e);
       traced = undefined;
     }
     let promise;
@@ -798,45 +795,16 @@ export class Tracing {
       if (ctx) this._safe(() => { this._fail(ctx, e); this._end(ctx); });
       throw e;
     }
-    if (!ctx) return this._follow(promise, caller);
-    return this._follow(promise.then(
+    return this._follow(ctx ? promise.then(
       (res) => {
         this._safe(() => this._httpEnd(ctx, res.status, res.headers.get('traceresponse'), res.headers.get('server-timing'), res.headers.get('date')));
         return res;
       },
       (err) => {
-        this._safe(() => {
-          const [type, message] = errorParts(err);
-          this._httpFail(ctx, type, message);
-        });
+        this._safe(() => this._httpFail(ctx, ...errorParts(err)));
         throw err;
       },
-    ), caller);
-  }
-
-  /**
-   * The fetch arguments with trace headers added, without touching the
-   * caller's objects: a caller `traceparent` is kept, never duplicated.
-   */
-  _withTraceHeaders(input, init, isRequest, ctx, add) {
-    if (!add.length) return undefined;
-    const source = init && init.headers !== undefined ? init.headers : isRequest ? input.headers : undefined;
-    const headers = new Headers(source);
-    let callerTraceparent = false;
-    for (const [name, value] of add) {
-      if (!headers.has(name)) headers.set(name, value);
-      else if (name === 'traceparent') callerTraceparent = true;
-    }
-    if (callerTraceparent) stage(ctx, 'tracelink.caller_traceparent', true);
-    // fetch(input, init) is new Request(input, init): passing a Request with
-    // an init that only replaces its headers keeps everything else.
-    if (!init) return [input, { headers }];
-    // Copy the init dictionary field by field through [[Get]], so getters and
-    // inherited fields (even a Request used as init) keep their meaning.
-    const copy = { ...init };
-    for (const k of INIT_KEYS) if (!(k in copy) && k in init) copy[k] = init[k];
-    copy.headers = headers;
-    return [input, copy];
+    ) : promise, caller);
   }
 
   // ---- public API ---------------------------------------------------------
@@ -851,23 +819,23 @@ export class Tracing {
     if (typeof options === 'function') [options, fn] = [undefined, options];
     if (typeof fn !== 'function') throw new TypeError('tracelink: traceOperation(name, [options], fn): fn must be a function');
     const caller = this._current();
-    const ctx = this._safe(() => this._start(name, options)) ?? null;
+    const ctx = this._safe(() => this.#start(name, options)) ?? null;
     const span = new Span(this, ctx);
     if (!ctx) return fn(span);
-    this._open++;
+    this.#open++;
     let ended = false;
-    const finish = () => {
+    const finish = (e, failed) => {
+      if (failed) this._safe(() => this._fail(ctx, e));
       if (ended) return;
       ended = true;
-      this._open--;
+      this.#open--;
       this._safe(() => this._end(ctx));
     };
     let result;
     try {
       result = this._store.run(ctx, fn, [span]);
     } catch (e) {
-      this._safe(() => this._fail(ctx, e));
-      finish();
+      finish(e, true);
       throw e;
     }
     if (isThenable(result)) {
@@ -875,13 +843,12 @@ export class Tracing {
       try {
         chained = result.then(
           (v) => { finish(); return v; },
-          (e) => { this._safe(() => this._fail(ctx, e)); finish(); throw e; },
+          (e) => { finish(e, true); throw e; },
         );
       } catch (e) {
         // A thenable whose `then` throws: the caller gets it back as it is
         // (what it would get without tracelink); the span records the error.
-        this._safe(() => this._fail(ctx, e));
-        finish();
+        finish(e, true);
         return result;
       }
       return chained instanceof Promise ? this._follow(chained, caller) : chained;
@@ -892,7 +859,15 @@ export class Tracing {
 
   /** Starts a span (child of the current one unless `options.parent` says otherwise). */
   startSpan(name, options) {
-    return new Span(this, this._safe(() => this._start(name, options)) ?? null);
+    let ctx = null;
+    if (!this._broken) {
+      try {
+        ctx = this.#start(name, options);
+      } catch (e) {
+        this.#fault(e);
+      }
+    }
+    return new Span(this, ctx);
   }
 
   /** The current span (a no-op span when there is none). */
@@ -933,24 +908,16 @@ export class Tracing {
    */
   injectContext(carrier = {}) {
     const ctx = this._current();
-    if (!ctx) return carrier;
-    this._safe(() => {
-      const w = this._w3c(ctx, true);
-      if (!w) return;
-      const [tp, ts] = w;
-      const bag = this._config.propagateBaggage ? ctx.baggage : '';
+    const w = this._safe(() => this._w3c(ctx, true));
+    if (w) {
+      const values = [['traceparent', w[0]], ['tracestate', w[1]], ['baggage', this.#config.propagateBaggage ? ctx.baggage : '']];
       try {
-        if (typeof Headers === 'function' && carrier instanceof Headers) {
-          carrier.set('traceparent', tp);
-          if (ts) carrier.set('tracestate', ts);
-          if (bag) carrier.set('baggage', bag);
-        } else if (carrier != null && (typeof carrier === 'object' || typeof carrier === 'function')) {
-          carrier.traceparent = tp;
-          if (ts) carrier.tracestate = ts;
-          if (bag) carrier.baggage = bag;
+        const isHeaders = typeof Headers === 'function' && carrier instanceof Headers;
+        if (isHeaders || (carrier != null && (typeof carrier === 'object' || typeof carrier === 'function'))) {
+          for (const [k, v] of values) if (v) isHeaders ? carrier.set(k, v) : carrier[k] = v;
         }
       } catch { /* a carrier that refuses writes: left as it is */ }
-    });
+    }
     return carrier;
   }
 
@@ -960,24 +927,22 @@ export class Tracing {
    * pass as `options.parent`, or `null` when there is no valid `traceparent`.
    */
   extractContext(headers) {
-    return this._safe(() => {
-      const get = (name) => {
-        try {
-          if (!headers || (typeof headers !== 'object' && typeof headers !== 'function')) return undefined;
-          if (typeof headers.get === 'function') return headers.get(name) ?? undefined;
-          for (const k in headers) if (k.toLowerCase() === name) return headers[k];
-        } catch { /* a carrier whose reads throw: nothing there */ }
-        return undefined;
-      };
+    const get = (name) => {
+      try {
+        if (!headers || (typeof headers !== 'object' && typeof headers !== 'function')) return undefined;
+        if (typeof headers.get === 'function') return headers.get(name);
+        for (const k in headers) if (k.toLowerCase() === name) return headers[k];
+      } catch { /* a carrier whose reads throw: nothing there */ }
+    };
+    const str = (v) => (typeof v === 'string' ? v : '');
+    return this.#core((k) => {
       const tp = get('traceparent');
-      if (typeof tp !== 'string') return null;
-      const ts = get('tracestate');
-      const w = this._core.extract(tp, typeof ts === 'string' ? ts : '');
+      const w = typeof tp === 'string' && k.extract(tp, str(get('tracestate')));
       if (!w) return null;
       const [traceparent, tracestate] = w;
       const bag = get('baggage');
-      const baggage = typeof bag === 'string' ? this._core.baggage(bag) : '';
-      return { traceId: traceparent.slice(3, 35), spanId: traceparent.slice(36, 52), traceFlags: parseInt(traceparent.slice(53, 55), 16), traceparent, tracestate, baggage };
+      return { traceId: traceparent.slice(3, 35), spanId: traceparent.slice(36, 52), traceFlags: parseInt(traceparent.slice(53, 55), 16),
+        traceparent, tracestate, baggage: typeof bag === 'string' ? k.baggage(bag) : '' };
     }) ?? null;
   }
 
@@ -989,39 +954,38 @@ export class Tracing {
    * nothing) for an invalid key or value, or without `propagateBaggage`.
    */
   setBaggage(key, value) {
-    return this._safe(() => {
+    return this.#core((k) => {
       const ctx = this._current();
-      const next = this._core.baggage(ctx ? ctx.baggage : this._baggage, text(key), text(value));
+      const next = k.baggage(ctx ? ctx.baggage : this.#baggage, text(key), text(value));
       if (next === undefined) return false;
       if (ctx) ctx.baggage = next;
-      else this._baggage = next;
+      else this.#baggage = next;
       return true;
     }) ?? false;
   }
 
   /** A traced `fetch` (same arguments and result as the real one). */
   fetch(...args) {
-    return this._fetch(args, undefined);
+    return this._fetch(args);
   }
 
   /** Replaces `globalThis.fetch` with the traced one (undo: `restoreFetch`). */
   instrumentFetch() {
-    if (this._patched) return;
-    const original = global.fetch;
+    if (this.#patched) return;
     const tracing = this;
     // Same name and arity as the real one; arguments passed through as given.
     const traced = function fetch(input) { // eslint-disable-line no-unused-vars
-      return tracing._fetch(arguments, undefined);
+      return tracing._fetch(arguments);
     };
-    this._patched = { original, traced };
+    this.#patched = [global.fetch, traced];
     global.fetch = traced;
   }
 
   /** Puts back the `fetch` that `instrumentFetch` replaced. */
   restoreFetch() {
-    if (!this._patched) return;
-    if (global.fetch === this._patched.traced) global.fetch = this._patched.original;
-    this._patched = null;
+    const p = this.#patched;
+    if (p && global.fetch === p[1]) global.fetch = p[0];
+    this.#patched = null;
   }
 
   /**
@@ -1033,42 +997,40 @@ export class Tracing {
   flush(timeoutMs = 30000) {
     const caller = this._current();
     let ms = 30000;
-    try { if (Number.isFinite(+timeoutMs) && +timeoutMs >= 0) ms = +timeoutMs; } catch { /* not a number: the default */ }
-    timeoutMs = ms;
+    try { if (+timeoutMs >= 0 && +timeoutMs < Infinity) ms = +timeoutMs; } catch { /* not a number: the default */ }
     return this._follow(new Promise((resolve) => {
       if (this._broken) return resolve();
       // This timer is deliberately not unref'd: while a flush is awaited,
       // Node/Deno/Bun must not exit under it (the export timers are unref'd).
-      let timer;
       const done = () => {
-        const drained = this._outbox?.pending() ? this._drain() : null;
-        if (!drained) { clearTimeout(timer); resolve(); return; }
-        drained.then(() => { clearTimeout(timer); resolve(); });
+        const end = () => { clearTimeout(timer); resolve(); };
+        if (this.#outbox?.pending()) this.#drain().then(end);
+        else end();
       };
-      this._flushWaiters.push(done);
-      timer = setTimeout(() => {
-        const i = this._flushWaiters.indexOf(done);
-        if (i >= 0) this._flushWaiters.splice(i, 1);
+      const timer = setTimeout(() => {
+        const waiters = this.#flushWaiters;
+        if (waiters.includes(done)) waiters.splice(waiters.indexOf(done), 1);
         resolve();
-      }, timeoutMs);
-      this._safe(() => this._core.flush());
-      this._settleFlush();
+      }, ms);
+      this.#flushWaiters.push(done);
+      this.#x('tl_flush');
+      this.#settleFlush();
     }), caller);
   }
 
   /** Flushes, then stops: restores fetch, removes listeners; later spans are dropped (counted). */
   async shutdown(timeoutMs) {
     this.restoreFetch();
-    for (const uninstall of this._uninstall.splice(0)) this._safe(uninstall);
-    this._unpatchBodies?.();
-    this._unpatchBodies = null;
-    for (const [t, type, f] of this._listeners.splice(0)) t.removeEventListener(type, f, { capture: true });
+    for (const uninstall of this.#uninstall.splice(0)) this._safe(uninstall);
+    this.#unpatchBodies?.();
+    this.#unpatchBodies = null;
+    for (const [t, type, f] of this.#listeners.splice(0)) t.removeEventListener(type, f, { capture: true });
     await this.flush(timeoutMs);
-    this._safe(() => this._core.shutdown());
-    if (this._timer !== null) clearTimeout(this._timer);
-    this._stopped = true;
-    this._safe(() => this._core.persist(false));
-    this._outbox?.close();
+    this.#x('tl_shutdown');
+    clearTimeout(this.#timer);
+    this.#stopped = true;
+    this.#x('tl_persist', 0);
+    this.#outbox?.close();
   }
 
   /**
@@ -1084,32 +1046,51 @@ export class Tracing {
    * and still in it (`persistedStored`, as last seen).
    */
   stats() {
-    const s = this._safe(() => this._core.stats()) ?? {};
-    Object.assign(s, this._outbox?.stats() ?? { persistedSent: 0, persistedDropped: 0, persistedDroppedAge: 0,
-      persistedDroppedBytes: 0, persistedDroppedCorrupt: 0, persistedDroppedRefused: 0, persistedStored: 0 });
-    s.persistence = this._persistence;
-    s.internalErrors = this._internalErrors;
-    s.broken = this._broken;
-    s.parentUnknown = this._parentUnknown;
-    s.contextMode = this._store.name;
-    return s;
+    const s = this.#core((k) => k.stats()) ?? {};
+    const outbox = this.#outbox?.stats();
+    for (const k of PERSIST_STATS) s['persisted' + k] = 0;
+    return Object.assign(s, outbox, { persistence: this.#persistence, internalErrors: this.#internalErrors,
+      broken: this._broken, parentUnknown: this.#parentUnknown, contextMode: this._store.name });
   }
 }
 
-/** The traceparent of an ended span's context, from the ids the core handed back. */
-function traceparentOf(ctx) {
-  if (!ctx.tp && ctx.ids) {
-    let hex = '';
-    for (let i = 0; i < 25; i++) hex += (ctx.ids[i] < 16 ? '0' : '') + ctx.ids[i].toString(16);
-    ctx.tp = `00-${hex.slice(0, 32)}-${hex.slice(32, 48)}-${hex.slice(48)}`;
+/** Whether `href` matches a pattern of `list`: a RegExp, or a string by `byString(href, p)`. */
+function matches(list, href, byString) {
+  return list.some((p) => (typeof p === 'string' ? byString(href, p) : (p.lastIndex = 0, p.test(href))));
+}
+
+/**
+ * The fetch arguments with trace headers added, without touching the
+ * caller's objects: a caller `traceparent` is kept, never duplicated.
+ */
+function withTraceHeaders(input, init, isRequest, ctx, add) {
+  if (!add.length) return undefined;
+  const headers = new Headers(init && init.headers !== undefined ? init.headers : isRequest ? input.headers : undefined);
+  for (const [name, value] of add) {
+    if (!headers.has(name)) headers.set(name, value);
+    else if (name === 'traceparent') stage(ctx, 'tracelink.caller_traceparent', true);
   }
+  // fetch(input, init) is new Request(input, init): passing a Request with
+  // an init that only replaces its headers keeps everything else.
+  if (!init) return [input, { headers }];
+  // Copy the init dictionary field by field through [[Get]], so getters and
+  // inherited fields (even a Request used as init) keep their meaning.
+  const copy = { ...init };
+  for (const k of INIT_KEYS) if (!(k in copy) && k in init) copy[k] = init[k];
+  copy.headers = headers;
+  return [input, copy];
+}
+
+/** The traceparent of an ended span's context (and its tracestate), from what the core handed back. */
+function traceparentOf(ctx) {
+  if (!ctx.tp && ctx.ids) [ctx.tp, ctx.ts] = w3cOf(ctx.ids);
   return ctx.tp;
 }
 
 /** A span time option (unix ms number or Date) as unix ms; NaN for "now". */
 function timeMs(t) {
   const ms = t instanceof Date ? t.getTime() : t;
-  return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : NaN;
+  return typeof ms === 'number' && ms > 0 && ms < Infinity ? ms : NaN;
 }
 
 function isThenable(v) {
@@ -1119,8 +1100,6 @@ function isThenable(v) {
     return false;
   }
 }
-
-const BODY_METHODS = ['arrayBuffer', 'blob', 'bytes', 'formData', 'json', 'text'];
 
 /**
  * Task store only: reading a response body inside an operation re-enters the
@@ -1132,7 +1111,8 @@ function followBodies(tracing) {
   const proto = global.Response?.prototype;
   if (!proto) return null;
   const originals = [];
-  for (const name of BODY_METHODS) {
+  const define = (name, value) => Object.defineProperty(proto, name, { ...Object.getOwnPropertyDescriptor(proto, name), value });
+  for (const name of ['arrayBuffer', 'blob', 'bytes', 'formData', 'json', 'text']) {
     const original = proto[name];
     if (typeof original !== 'function') continue;
     const wrapped = {
@@ -1143,14 +1123,12 @@ function followBodies(tracing) {
       },
     }[name];
     try {
-      Object.defineProperty(proto, name, { ...Object.getOwnPropertyDescriptor(proto, name), value: wrapped });
+      define(name, wrapped);
       originals.push([name, original, wrapped]);
     } catch { /* frozen prototype: bodies just don't re-enter */ }
   }
   return () => {
-    for (const [name, original, wrapped] of originals) {
-      if (proto[name] === wrapped) Object.defineProperty(proto, name, { ...Object.getOwnPropertyDescriptor(proto, name), value: original });
-    }
+    for (const [name, original, wrapped] of originals) if (proto[name] === wrapped) define(name, original);
   };
 }
 

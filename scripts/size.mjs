@@ -89,6 +89,11 @@ export async function measureAll(dir) {
     const chunk = await bundle(dir, `import * as m from '${join(dir, 'persist.js').replaceAll('\\', '/')}'; globalThis.m = m;`);
     rows.push({ what: 'after setup, where IndexedDB exists (persist: false skips it): persist.js, minified', ...chunk, optIn: true });
   }
+  if (existsSync(join(dir, 'context.js'))) {
+    // Exact context stores and OTEL_* settings: loaded in server runtimes, or when options.env / asyncContext is set.
+    const chunk = await bundle(dir, `import * as m from '${join(dir, 'context.js').replaceAll('\\', '/')}'; globalThis.m = m;`);
+    rows.push({ what: 'server runtimes or options.env/asyncContext (pages: never): context.js, minified', ...chunk, optIn: true });
+  }
   const instrument = join(dir, 'instrument');
   if (existsSync(instrument)) {
     for (const f of readdirSync(instrument).filter((f) => f.endsWith('.js')).sort()) {
