@@ -284,7 +284,11 @@ export class Core {
    * 1 flags bytes, then the tracestate), or null.
    */
   end(h, log, atMs) {
-    const n = this._x.tl_end(h, log && log.length ? this._writeLog(log) : 0, atMs);
+    // A span the core would drop (queue full) ends without its log, unless
+    // the log may hold an HTTP response (op 5, a clock sample; a value 5 only
+    // costs the write).
+    const keep = log && log.length && !(this._x.tl_full() && !log.includes(5));
+    const n = this._x.tl_end(h, keep ? this._writeLog(log) : 0, atMs);
     return n < 25 ? null : this._view().slice(this._io, this._io + n);
   }
 

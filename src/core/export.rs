@@ -62,9 +62,13 @@
 //!   new spans queue up to the bounds, and beyond them are dropped
 //!   (`queue_full`).
 //! - **Queue full**: the bounds (`max_queue_spans` 2048, `max_queue_bytes`
-//!   4 MiB) cover every record the policy holds: queued, waiting for a retry,
-//!   and in flight. So memory stays bounded when the collector is slow or
-//!   down, and a span is dropped when it arrives, never after it was accepted.
+//!   4 MiB) cover the records waiting to be sent (queued or waiting for a
+//!   retry), as OpenTelemetry's `maxQueueSize` does; requests in flight hold
+//!   at most `max_concurrent_requests` batches more. A failed request's
+//!   records go back to the queue even past the bounds (they were accepted),
+//!   so memory stays bounded (queue bounds plus the batches in flight) when
+//!   the collector is slow or down, and a span is dropped when it arrives,
+//!   never after it was accepted.
 //! - **Page hidden** ([`page_hidden`](ExportPolicy::page_hidden), on
 //!   `visibilitychange` to hidden and on `pagehide`): the page may be gone any
 //!   moment, so everything queued is sent at once (unless a retry pause is
@@ -151,9 +155,10 @@ use super::id::IdGenerator;
 /// Tuning for [`ExportPolicy`]. `Default` gives the values in the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExportConfig {
-    /// Most spans held at once (queued, waiting to retry, or in flight).
+    /// Most spans waiting to be sent (queued or waiting to retry); requests
+    /// in flight are bounded by `max_concurrent_requests` batches.
     pub max_queue_spans: usize,
-    /// Most record bytes held at once (queued, waiting to retry, or in flight).
+    /// Most record bytes waiting to be sent (queued or waiting to retry).
     pub max_queue_bytes: usize,
     /// Most spans in one request.
     pub max_batch_spans: usize,
@@ -542,9 +547,7 @@ impl ExportPolicy {
             self.stats.dropped_shutdown += 1;
         } else if self.config.overhead.request_bytes(1, len) > self.config.max_batch_bytes {
             self.stats.dropped_too_large += 1;
-        } else if self.queue.len() + self.in_flight_spans >= self.config.max_queue_spans
-            || self.queue_bytes + self.in_flight_bytes + len > self.config.max_queue_bytes
-        {
+        } else if self.is_full() || self.queue_bytes + len > self.config.max_queue_bytes {
             self.stats.dropped_queue_full += 1;
             self.overflowed();
         } else {
@@ -567,7 +570,7 @@ impl ExportPolicy {
     pub fn drop_if_full(&mut self) -> bool {
         let counter = if self.shutdown_deadline.is_some() {
             &mut self.stats.dropped_shutdown
-        } else if self.queue.len() + self.in_flight_spans >= self.config.max_queue_spans {
+        } else if self.is_full() {
             self.overflowed();
             &mut self.stats.dropped_queue_full
         } else {
@@ -576,6 +579,13 @@ impl ExportPolicy {
         *counter += 1;
         self.stats.pushed += 1;
         true
+    }
+
+    /// Whether the next span would be dropped for want of room (`max_queue_spans`
+    /// spans waiting) or after shutdown: [`drop_if_full`](Self::drop_if_full)
+    /// without counting.
+    pub fn is_full(&self) -> bool {
+        self.shutdown_deadline.is_some() || self.queue.len() >= self.config.max_queue_spans
     }
 
     /// The queue overflowed: spans are being made faster than they leave, so

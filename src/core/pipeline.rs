@@ -152,6 +152,12 @@ impl Pipeline {
         self.bodies.set_envelope(&self.resource, &self.scope);
     }
 
+    /// Whether a span ended now would be dropped (queue full, or shut down):
+    /// its log need not cross, unless it carries a clock sample.
+    pub fn is_full(&self) -> bool {
+        self.policy.is_full()
+    }
+
     /// Whether fetch bodies are gzip'd (when smaller): `compress` was set and
     /// this build has the `gzip` feature.
     pub fn compresses(&self) -> bool {

@@ -248,6 +248,13 @@ pub extern "C" fn tl_end(h: u32, log_len: usize, at_ms: f64) -> usize {
     written
 }
 
+/// 1 when a span ended now would be dropped (queue full, or shut down): JS
+/// then ends it without its log, unless the log holds an HTTP response.
+#[no_mangle]
+pub extern "C" fn tl_full() -> u32 {
+    state().map_or(0, |s| u32::from(s.pipeline.is_full()))
+}
+
 /// The W3C context of live span `h`: writes its traceparent (55 bytes), then
 /// its tracestate; returns the total length (0 when `h` is not live).
 #[no_mangle]

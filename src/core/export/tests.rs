@@ -390,7 +390,7 @@ fn retried_records_keep_their_own_attempt_count_when_merged() {
 }
 
 #[test]
-fn queue_full_drops_the_new_span_counting_in_flight() {
+fn queue_full_drops_the_new_span_not_counting_in_flight() {
     let mut p = policy(ExportConfig {
         max_queue_spans: 3,
         max_batch_spans: 2,
@@ -398,12 +398,16 @@ fn queue_full_drops_the_new_span_counting_in_flight() {
     });
     push_n(&mut p, 0, 2, 1);
     let t = transmit(&mut p, 0);
-    p.push(vec![7], 0);
-    p.push(vec![8], 0);
+    // In flight does not count (as OpenTelemetry's maxQueueSize): 3 more fit.
+    for b in [6, 7, 8, 9] {
+        p.push(vec![b], 0);
+    }
     let s = p.stats();
-    assert_eq!((s.in_flight, s.queued, s.dropped_queue_full), (2, 1, 1));
-    // The retry keeps the first records; the new one was the one dropped.
+    assert_eq!((s.in_flight, s.queued, s.dropped_queue_full), (2, 3, 1));
+    // A failed request's records go back, past the bound: they were accepted.
     p.on_outcome(t.id, http(503, Some("0")), 1);
+    assert_eq!((p.stats().queued, p.stats().dropped_queue_full), (5, 1));
+    assert!(p.is_full());
     let t = transmit(&mut p, 1);
     assert_eq!(p.records(t.id), &[vec![0], vec![1]]);
     assert_conserved(&p);
@@ -730,13 +734,18 @@ fn drop_if_full_counts_like_push_without_a_record() {
 
 #[test]
 fn an_overflowing_queue_drains_without_waiting_for_the_schedule() {
-    // 3 requests of 2 spans hold the queue (max 2 in flight); the 5th span
-    // overflows it. Once the requests in flight complete, the partial rest
-    // goes at once, not after the schedule delay.
-    let mut p = policy(ExportConfig { max_queue_spans: 5, max_batch_spans: 2, ..config() });
-    push_n(&mut p, 0, 5, 5);
-    let a = transmit(&mut p, 0);
-    let b = transmit(&mut p, 0);
+    // Two requests in flight (the most), 1 span queued, and the queue (max 1)
+    // overflows. Once the requests in flight complete, the partial rest goes
+    // at once, not after the schedule delay.
+    let mut p = policy(ExportConfig { max_queue_spans: 1, max_batch_spans: 2, ..config() });
+    let mut flushed = || {
+        p.push(vec![0; 5], 0);
+        p.flush(0);
+        transmit(&mut p, 0)
+    };
+    let (a, b) = (flushed(), flushed());
+    assert_eq!(p.stats().dropped_queue_full, 0);
+    p.push(vec![8; 5], 0);
     assert!(p.poll_transmit(0).is_none(), "two requests in flight");
     p.push(vec![9; 5], 1); // over max_queue_spans: dropped
     assert_eq!(p.stats().dropped_queue_full, 1);
