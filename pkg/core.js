@@ -55,6 +55,8 @@ const perf = globalThis.performance;
 export const mono = perf?.now ? () => perf.now() : Date.now;
 let anchor = perf?.timeOrigin || Date.now() - mono();
 let checked = false; // the anchor was checked against Date.now() in this task
+/** The monotonic reading behind the last `clock()` (handed to the core with an end: no clock import call). */
+export let lastMono = 0;
 const later = globalThis.queueMicrotask ?? ((f) => Promise.resolve().then(f));
 const uncheck = () => { checked = false; };
 
@@ -66,7 +68,7 @@ const uncheck = () => { checked = false; };
  * task (the first call; a microtask clears the mark).
  */
 export function clock() {
-  const m = mono();
+  const m = lastMono = mono();
   if (checked) return anchor + m;
   checked = true;
   later(uncheck);
@@ -281,15 +283,22 @@ export class Core {
   /**
    * Ends span `h` at `atMs` after applying its staged log (an array, see
    * _writeLog). Returns what the core hands back (16 trace id + 8 span id +
-   * 1 flags bytes, then the tracestate), or null.
+   * 1 flags bytes, then the tracestate) as 13 numbers (byte pairs, the flags
+   * last) plus the tracestate when there is one (see w3cOf), or null.
    */
-  end(h, log, atMs) {
+  end(h, log, atMs, nowMono = -1) {
     // A span the core would drop (queue full) ends without its log, unless
     // the log may hold an HTTP response (op 5, a clock sample; a value 5 only
     // costs the write).
     const keep = log && log.length && !(this._x.tl_full() && !log.includes(5));
-    const n = this._x.tl_end(h, keep ? this._writeLog(log) : 0, atMs);
-    return n < 25 ? null : this._view().slice(this._io, this._io + n);
+    const n = this._x.tl_end(h, keep ? this._writeLog(log) : 0, atMs, nowMono);
+    if (n < 25) return null;
+    // A plain array of byte pairs is cheaper to make than a typed array copy.
+    const u = this._view(), o = this._io, ids = new Array(13);
+    for (let i = 0; i < 12; i++) ids[i] = u[o + 2 * i] | u[o + 2 * i + 1] << 8;
+    ids[12] = u[o + 24];
+    if (n > 25) ids.push(decoder.decode(u.subarray(o + 25, o + n)));
+    return ids;
   }
 
   /** [traceparent, tracestate] of live span `h`, or null. */
@@ -386,8 +395,11 @@ function writeOps(log) {
 /** [traceparent, tracestate] of what `Core.end` handed back. */
 export function w3cOf(ids) {
   let hex = '';
-  for (let i = 0; i < 25; i++) hex += (ids[i] < 16 ? '0' : '') + ids[i].toString(16);
-  return [`00-${hex.slice(0, 32)}-${hex.slice(32, 48)}-${hex.slice(48)}`, decoder.decode(ids.subarray(25))];
+  for (let i = 0; i < 13; i++) {
+    const lo = ids[i] & 255, hi = ids[i] >> 8;
+    hex += (lo < 16 ? '0' : '') + lo.toString(16) + (i < 12 ? (hi < 16 ? '0' : '') + hi.toString(16) : '');
+  }
+  return [`00-${hex.slice(0, 32)}-${hex.slice(32, 48)}-${hex.slice(48)}`, ids[13] ?? ''];
 }
 
 /** A homogeneous array attribute value, copied when it was set. */

@@ -5,7 +5,7 @@
 // carries it), the fetch wrapper, the network and timer calls, and page
 // lifecycle events.
 // Rule: after setup, nothing here throws into application code.
-import { Core, clock, compile, snapshot, snapshotAll, w3cOf, wasmUrl } from './core.js';
+import { Core, clock, lastMono, compile, snapshot, snapshotAll, w3cOf, wasmUrl } from './core.js';
 
 const global = globalThis;
 const KINDS = ['internal', 'server', 'client', 'producer', 'consumer'];
@@ -583,7 +583,8 @@ export class Tracing {
     ctx.log = null;
     ctx.rec = false;
     ctx.done = true;
-    ctx.ids = this._core.end(ctx.h, log, atMs === atMs ? atMs : clock());
+    // The clock reading just taken is the core's "now" too (-1: it reads its own).
+    ctx.ids = atMs === atMs ? this._core.end(ctx.h, log, atMs) : this._core.end(ctx.h, log, clock(), lastMono);
   }
 
   /** Runs `fn(...args)` with `ctx` current; a promise it returns re-enters the caller's context. */

@@ -338,8 +338,12 @@ impl Default for TraceOffsets {
 impl TraceOffsets {
     /// The offset for a span of `trace`: the pinned one, else `current` (now pinned).
     pub fn offset_for(&mut self, trace: TraceId, current: i64) -> i64 {
-        if let Some(&(_, offset)) = self.pinned.iter().find(|(t, _)| *t == trace && trace.is_valid()) {
-            return offset;
+        // Ids compared as one 128-bit number each (every span ends here).
+        let key = u128::from_le_bytes(trace.0);
+        if key != 0 {
+            if let Some(&(_, offset)) = self.pinned.iter().find(|(t, _)| u128::from_le_bytes(t.0) == key) {
+                return offset;
+            }
         }
         self.pinned[self.next] = (trace, current);
         self.next = (self.next + 1) % PINNED_TRACES;

@@ -206,6 +206,7 @@ impl Pipeline {
     /// response in the log is a clock sample first. With `want_json` (console
     /// export) the log is replayed onto the span instead, which is encoded
     /// as usual and also returned as OTLP JSON.
+    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn end_span_with_log(&mut self, h: SpanHandle, log: &[u8], end_unix_nano: u64, now_ms: u64, want_json: bool) -> Option<String> {
         #[cfg(feature = "json")]
         if want_json {

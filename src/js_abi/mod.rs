@@ -191,6 +191,7 @@ const RECORDING: u32 = 1 << 31;
 /// parent is span `parent` while it is live, else that W3C context (`remote`:
 /// from another process; else a span of this one that has ended), else none.
 #[no_mangle]
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub extern "C" fn tl_start(kind: u32, parent: u32, name_len: usize, tp_len: usize, ts_len: usize, remote: u32, at_ms: f64) -> u32 {
     let Some(s) = state() else { return 0 };
     let tracer = &mut s.pipeline.tracer;
@@ -219,14 +220,17 @@ pub extern "C" fn tl_start(kind: u32, parent: u32, name_len: usize, tp_len: usiz
 /// Ends span `h` at `at_ms` (unix ms) after replaying its span log (io,
 /// `log_len` bytes), and queues it for export. Answers the span's context as
 /// it was: 16 trace id bytes, 8 span id bytes, the flags byte, then its
-/// tracestate; returns that length (0 when `h` was not live).
+/// tracestate; returns that length (0 when `h` was not live). `now_ms`:
+/// the monotonic clock (as the `now` import reads it) at `at_ms`, or -1.
 #[no_mangle]
-pub extern "C" fn tl_end(h: u32, log_len: usize, at_ms: f64) -> usize {
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
+pub extern "C" fn tl_end(h: u32, log_len: usize, at_ms: f64, now_ms: f64) -> usize {
     let Some(s) = state() else { return 0 };
     let h = SpanHandle(h & !RECORDING);
     // The context as it was, answered once the log (at the same place) is read.
     let ctx = s.pipeline.tracer.context(h).map(|c| (c.trace_id, c.span_id, c.flags.known(), c.trace_state.clone()));
-    let now = mono();
+    // JS passes the monotonic reading it just took for `at_ms` (-1: none).
+    let now = if now_ms >= 0.0 { now_ms as u64 } else { mono() };
     let json = s.pipeline.end_span_with_log(h, input(log_len), ms_to_nanos(at_ms), now, s.console);
     let mut written = 0;
     if let Some((trace_id, span_id, flags, trace_state)) = ctx {
@@ -251,6 +255,7 @@ pub extern "C" fn tl_end(h: u32, log_len: usize, at_ms: f64) -> usize {
 /// 1 when a span ended now would be dropped (queue full, or shut down): JS
 /// then ends it without its log, unless the log holds an HTTP response.
 #[no_mangle]
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub extern "C" fn tl_full() -> u32 {
     state().map_or(0, |s| u32::from(s.pipeline.is_full()))
 }

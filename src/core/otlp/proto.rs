@@ -52,6 +52,7 @@ pub(super) fn span_record(out: &mut Vec<u8>, span: &SpanData) {
 /// own lists empty) with what its log recorded (`staged`), every time moved
 /// by `offset_nano` and string values cut to `max_len` bytes. The same bytes
 /// as applying the log to `span` and encoding that.
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &StagedSpan<'_>, offset_nano: i64, max_len: usize) {
     let record = begin(out, 2);
     let ctx = &span.span_context;
@@ -91,12 +92,13 @@ pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &St
 }
 
 /// [`attributes`] for staged key/values.
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn staged_attributes(out: &mut Vec<u8>, field: u32, list: &[StagedAttribute<'_>], max_len: usize) {
     for (k, v) in list {
-        let m = begin(out, field);
-        string(out, 1, k);
-        let a = begin(out, 2);
         if let Staged::Array { .. } = v {
+            let m = begin(out, field);
+            string(out, 1, k);
+            let a = begin(out, 2);
             let arr = begin(out, 5);
             v.for_each_element(|e| {
                 staged_scalar(e, max_len, &mut |s| {
@@ -106,12 +108,32 @@ fn staged_attributes(out: &mut Vec<u8>, field: u32, list: &[StagedAttribute<'_>]
                 });
             });
             end(out, arr);
+            end(out, a);
+            end(out, m);
         } else {
-            staged_scalar(*v, max_len, &mut |s| scalar_member(out, s));
+            // A scalar's lengths are known up front: written in place, with
+            // no length to patch (the bytes `begin`/`end` would give).
+            staged_scalar(*v, max_len, &mut |s| key_scalar(out, field, k, s));
         }
-        end(out, a);
-        end(out, m);
     }
+}
+
+/// A `KeyValue { key 1, value 2: AnyValue }` field holding a scalar.
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
+fn key_scalar(out: &mut Vec<u8>, field: u32, k: &str, s: Scalar<'_>) {
+    let any = match s {
+        Scalar::Str(v) => 1 + varint_len(v.len() as u64) + v.len(),
+        Scalar::Bool(_) => 2,
+        Scalar::I64(v) => 1 + varint_len(v as u64),
+        Scalar::F64(_) => 9,
+    };
+    let key_field = if k.is_empty() { 0 } else { 1 + varint_len(k.len() as u64) + k.len() };
+    key(out, field, LEN);
+    varint(out, (key_field + 1 + varint_len(any as u64) + any) as u64);
+    string(out, 1, k);
+    key(out, 2, LEN);
+    varint(out, any as u64);
+    scalar_member(out, s);
 }
 
 /// `Span.events` (11): `Event { time 1, name 2, attributes 3, dropped 4 }`.
@@ -181,6 +203,7 @@ fn any_value(out: &mut Vec<u8>, field: u32, value: &Value) {
 }
 
 /// The `AnyValue` oneof member: string 1, bool 2, int 3, double 4.
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn scalar_member(out: &mut Vec<u8>, s: Scalar<'_>) {
     match s {
         Scalar::Str(v) => {
@@ -255,6 +278,7 @@ pub(super) fn envelope_fields(resource: &Resource, scope: &Scope) -> (Vec<u8>, V
 
 // --- Writing primitives -------------------------------------------------
 
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn key(out: &mut Vec<u8>, field: u32, wire_type: u32) {
     varint(out, u64::from(field << 3 | wire_type));
 }
@@ -271,6 +295,7 @@ fn varint_bytes(mut v: u64, buf: &mut [u8; 10]) -> usize {
     i + 1
 }
 
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
     // Byte pushes: most varints here are one byte (keys, small lengths).
     while v >= 0x80 {
@@ -285,11 +310,13 @@ pub(super) fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn len_prefixed(out: &mut Vec<u8>, b: &[u8]) {
     varint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     if !b.is_empty() {
         key(out, field, LEN);
@@ -297,10 +324,12 @@ fn bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     }
 }
 
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn string(out: &mut Vec<u8>, field: u32, s: &str) {
     bytes(out, field, s.as_bytes());
 }
 
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn uint(out: &mut Vec<u8>, field: u32, v: u64) {
     if v != 0 {
         key(out, field, VARINT);
@@ -308,6 +337,7 @@ fn uint(out: &mut Vec<u8>, field: u32, v: u64) {
     }
 }
 
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
     if v != 0 {
         key(out, field, FIXED64);
@@ -315,6 +345,7 @@ fn fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
     }
 }
 
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn fixed32(out: &mut Vec<u8>, field: u32, v: u32) {
     if v != 0 {
         key(out, field, FIXED32);
@@ -323,6 +354,7 @@ fn fixed32(out: &mut Vec<u8>, field: u32, v: u32) {
 }
 
 /// Starts a length-delimited field; returns where its body starts.
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn begin(out: &mut Vec<u8>, field: u32) -> usize {
     key(out, field, LEN);
     out.push(0);
@@ -331,6 +363,7 @@ fn begin(out: &mut Vec<u8>, field: u32) -> usize {
 
 /// Ends the field [`begin`] started at `body`: writes its length, moving the
 /// body right when the length needs more than the one reserved byte.
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn end(out: &mut Vec<u8>, body: usize) {
     let mut buf = [0; 10];
     let n = varint_bytes((out.len() - body) as u64, &mut buf);
