@@ -204,19 +204,9 @@ impl Pipeline {
     /// (`log`, see [`span_log`]), and queues it. The span is encoded straight
     /// from the log ([`span_log::stage`], no value copied); a traced HTTP
     /// response in the log is a clock sample first. With `want_json` (console
-    /// export) the log is replayed onto the span instead, which is encoded
-    /// as usual and also returned as OTLP JSON.
+    /// export), also returns the span as OTLP JSON.
     #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn end_span_with_log(&mut self, h: SpanHandle, log: &[u8], end_unix_nano: u64, now_ms: u64, want_json: bool) -> Option<String> {
-        #[cfg(feature = "json")]
-        if want_json {
-            // A malformed log is the host's bug: what parsed is kept.
-            if let Ok(Some(r)) = span_log::apply(&mut self.tracer, h, log) {
-                self.clock_sample_from_response(h, r.at_unix_nano, r.server_timing, r.date);
-            }
-            return self.end_span(h, end_unix_nano, now_ms, want_json);
-        }
-        let _ = want_json;
         let Some(trace_id) = self.tracer.context(h).map(|c| c.trace_id) else {
             self.tracer.end_span(h, end_unix_nano); // not live: counted as a stale handle use
             return None;
@@ -238,6 +228,13 @@ impl Pipeline {
         otlp::encode_staged(self.encoding, &span, &staged, offset, &limits, &mut record);
         self.record_capacity = record.len().next_power_of_two().max(64);
         self.policy.push(record, now_ms);
+        #[cfg(feature = "json")]
+        if want_json {
+            let mut json = Vec::new();
+            otlp::encode_staged(Encoding::Json, &span, &staged, offset, &limits, &mut json);
+            return String::from_utf8(json).ok();
+        }
+        let _ = want_json;
         None
     }
 

@@ -437,3 +437,32 @@ test('exports are gzip\'d (Content-Encoding) outside pages by default, plain wit
     await collector.waitForSpans({ where: (s) => list.includes(s.traceId), count: list.length }, 15000);
   }
 });
+
+test('consoleExport prints each kept span as OTLP JSON (the same span the collector gets)', async () => {
+  const printed = [];
+  const debug = console.debug;
+  console.debug = (...args) => printed.push(args);
+  let traceId;
+  try {
+    const t = await setupTracing({ serviceName: 'console-check', otlpEndpoint: `${collector.httpUrl}/v1/traces`, wasm, env: {}, consoleExport: true });
+    const s = t.startSpan('printed', { attributes: { 'app.k': 'v', 'app.n': 7 } });
+    traceId = s.traceId;
+    s.addEvent('e', { x: true });
+    s.setStatus('error', 'boom');
+    s.end();
+    await t.flush();
+    await t.shutdown();
+  } finally {
+    console.debug = debug;
+  }
+  const spans = printed.filter((a) => a[0] === '[tracelink] span').map((a) => JSON.parse(a[1]));
+  assert.equal(spans.length, 1, JSON.stringify(printed));
+  const [span] = spans;
+  assert.equal(span.traceId, traceId);
+  assert.equal(span.name, 'printed');
+  assert.deepEqual(span.attributes.find((a) => a.key === 'app.n').value, { intValue: '7' });
+  assert.equal(span.events[0].name, 'e');
+  assert.deepEqual(span.status, { code: 2, message: 'boom' });
+  const got = await collector.waitForSpans({ where: (x) => x.traceId === traceId, count: 1 }, 15000);
+  assert.equal(got[0].name, 'printed');
+});
