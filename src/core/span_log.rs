@@ -407,8 +407,8 @@ fn stage_into<'a>(span: &mut StagedSpan<'a>, log: &'a [u8], trace_id: TraceId, l
 /// Milliseconds (f64) to nanoseconds, rounded to whole microseconds (the
 /// finest resolution hosts give; finer digits would be noise on the wire).
 pub fn ms_to_nanos(ms: f64) -> u64 {
-    // NaN and negatives saturate to 0 in the cast.
-    (ms * 1000.0).round() as u64 * 1000
+    // NaN and negatives saturate to 0 in the cast, far futures to the largest time.
+    ((ms * 1000.0).round() as u64).saturating_mul(1000)
 }
 
 /// An HTTP response the log recorded, for clock-skew estimation
@@ -836,6 +836,43 @@ mod tests {
             })
         }
 
+        /// Encodes a span whose log is `log` (any bytes) both ways.
+        fn both_paths_raw(log: &[u8], limits: SpanLimits, enc: crate::core::otlp::Encoding) -> (Vec<u8>, Vec<u8>) {
+            use crate::core::otlp::{encode_span, encode_staged};
+            let config = TracerConfig { limits, ..TracerConfig::default() };
+            let mut old = Tracer::new(config, IdGenerator::from_seed([5; 32]));
+            let h = old.start_span("s", SpanKind::Server, Parent::Root, 7_000);
+            let trace_id = old.context(h).unwrap().trace_id;
+            let _ = apply(&mut old, h, log);
+            let span = old.end_span(h, 9_000).unwrap();
+            let mut a = Vec::new();
+            encode_span(enc, &span, &mut a);
+            let mut new = Tracer::new(config, IdGenerator::from_seed([5; 32]));
+            let h = new.start_span("s", SpanKind::Server, Parent::Root, 7_000);
+            let (staged, _) = stage(log, trace_id, &limits);
+            let span = new.end_span(h, 9_000).unwrap();
+            let mut b = Vec::new();
+            encode_staged(enc, &span, &staged, 0, &limits, &mut b);
+            (a, b)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+            /// Arbitrary bytes (mostly near-valid: op codes and small lengths)
+            /// never panic, and both paths keep exactly the same prefix.
+            #[test]
+            fn any_bytes_same_bytes(log in prop::collection::vec(prop_oneof![0u8..8, any::<u8>()], 0..120),
+                                    limits in prop_oneof![Just(SpanLimits::default()), limits()]) {
+                let (applied, staged) = both_paths_raw(&log, limits, crate::core::otlp::Encoding::Protobuf);
+                prop_assert_eq!(applied, staged);
+                #[cfg(feature = "json")]
+                {
+                    let (applied, staged) = both_paths_raw(&log, limits, crate::core::otlp::Encoding::Json);
+                    prop_assert_eq!(applied, staged);
+                }
+            }
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(2000))]
             #[test]
@@ -852,6 +889,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn times_saturate() {
+        assert_eq!(ms_to_nanos(1.5), 1_500_000);
+        assert_eq!(ms_to_nanos(f64::NAN), 0);
+        assert_eq!(ms_to_nanos(-3.0), 0);
+        assert_eq!(ms_to_nanos(1e300), u64::MAX, "saturates, never wraps");
     }
 
     #[test]

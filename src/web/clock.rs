@@ -75,5 +75,5 @@ pub fn ms_to_nanos(ms: f64) -> u64 {
     if ms.is_nan() || ms <= 0.0 {
         return 0;
     }
-    (ms * 1000.0).round() as u64 * 1000
+    ((ms * 1000.0).round() as u64).saturating_mul(1000) // far futures: the largest time
 }
