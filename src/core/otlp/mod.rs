@@ -31,6 +31,7 @@ mod proto;
 
 use crate::core::id::{push_hex, SpanId};
 use crate::core::span::{Array, Resource, Scope, SpanContext, SpanData, SpanLimits, Value};
+use crate::core::clock_skew::shift;
 use crate::core::span_log::{Staged, StagedSpan};
 
 /// The body format of an OTLP/HTTP export request.
@@ -318,16 +319,6 @@ fn staged_scalar(v: Staged<'_>, max_len: usize, each: &mut dyn FnMut(Scalar<'_>)
         cut -= 1;
     }
     each(Scalar::Str(&s[..cut]));
-}
-
-/// `time` moved by `offset` nanoseconds, saturating (clock_skew::apply_offset).
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
-fn shift(time: u64, offset: i64) -> u64 {
-    if offset < 0 {
-        time.saturating_sub(offset.unsigned_abs())
-    } else {
-        time.saturating_add(offset.unsigned_abs())
-    }
 }
 
 /// The scalar a non-array value holds.
