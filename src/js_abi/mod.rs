@@ -217,8 +217,9 @@ pub extern "C" fn tl_start(kind: u32, parent: u32, name_len: usize, tp_len: usiz
     if tracer.is_recording(h) { h.0 | RECORDING } else { h.0 }
 }
 
-/// Ends span `h` at `at_ms` (unix ms) after replaying its span log (io,
-/// `log_len` bytes), and queues it for export. Answers the span's context as
+/// Ends span `h` at `at_ms` (unix ms) with its span log (io, `log_len`
+/// bytes; staged and encoded, see `Pipeline::end_span_with_log`), and queues
+/// it for export. Answers the span's context as
 /// it was: 16 trace id bytes, 8 span id bytes, the flags byte, then its
 /// tracestate; returns that length (0 when `h` was not live). `now_ms`:
 /// the monotonic clock (as the `now` import reads it) at `at_ms`, or -1.
