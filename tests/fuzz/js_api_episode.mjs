@@ -642,7 +642,12 @@ for (iteration = 1; iteration <= ITERATIONS && !unusable; iteration++) {
 }
 const ran = Math.min(iteration, ITERATIONS + 1) - 1;
 // An unusable agent leaves flushes waiting for their timeouts: nothing left to check.
-if (!unusable) await settlePending();
+// Async operations still running make calls of their own (a fetch after an
+// await): settle until nothing new is pending, so none is still in flight
+// when the accounting below runs.
+if (!unusable) {
+  do await settlePending(); while (pending.length > 0);
+}
 
 // ---- accounting ----------------------------------------------------------------------
 
