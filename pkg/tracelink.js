@@ -611,7 +611,7 @@ export class Tracing {
       this.#timer = null;
       this.#x('tl_timer');
       this.#settleFlush();
-    }, ms);
+    }, timerMs(ms)); // the core re-arms a timer that fired early
     // Never keep a Node/Bun/Deno process alive just for the export timer.
     this.#timer?.unref?.();
   }
@@ -648,7 +648,7 @@ export class Tracing {
    */
   #post(body, keepalive, gzip) {
     const controller = global.AbortController ? new AbortController() : null;
-    const timeout = setTimeout(() => controller?.abort(), this.#config.exportTimeoutMs ?? 30000);
+    const timeout = setTimeout(() => controller?.abort(), timerMs(this.#config.exportTimeoutMs ?? 30000));
     timeout?.unref?.();
     const headers = gzip ? { ...this.#exportHeaders, 'content-encoding': 'gzip' } : this.#exportHeaders;
     const init = { method: 'POST', headers, body, signal: controller?.signal };
@@ -1012,7 +1012,7 @@ export class Tracing {
         const waiters = this.#flushWaiters;
         if (waiters.includes(done)) waiters.splice(waiters.indexOf(done), 1);
         resolve();
-      }, ms);
+      }, timerMs(ms));
       this.#flushWaiters.push(done);
       this.#x('tl_flush');
       this.#settleFlush();
@@ -1089,6 +1089,11 @@ function traceparentOf(ctx) {
 }
 
 /** A span time option (unix ms number or Date) as unix ms; NaN for "now". */
+/** A delay setTimeout can hold: it runs longer ones (over ~24.8 days) at once. */
+function timerMs(ms) {
+  return Math.min(ms, 2147483647);
+}
+
 function timeMs(t) {
   const ms = t instanceof Date ? t.getTime() : t;
   return typeof ms === 'number' && ms > 0 && ms < Infinity ? ms : NaN;

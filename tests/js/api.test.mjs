@@ -466,3 +466,32 @@ test('consoleExport prints each kept span as OTLP JSON (the same span the collec
   const got = await collector.waitForSpans({ where: (x) => x.traceId === traceId, count: 1 }, 15000);
   assert.equal(got[0].name, 'printed');
 });
+
+test('delays beyond setTimeout\'s range wait (never run at once): flush(2**32), scheduleDelayMillis 2**31', async () => {
+  // An export endpoint that holds the first request until released.
+  let release;
+  const held = new Promise((r) => { release = r; });
+  const sink = await listen((req, res) => {
+    req.resume();
+    req.on('end', () => held.then(() => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()));
+  });
+  const t = await setupTracing({ serviceName: 'long-delay', otlpEndpoint: `${urlOf(sink)}/v1/traces`, wasm, env: {},
+    scheduleDelayMillis: 2 ** 31, compress: false });
+  let warned = false;
+  const onWarning = (w) => { if (w.name === 'TimeoutOverflowWarning') warned = true; };
+  process.on('warning', onWarning);
+  t.startSpan('waits').end();
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(t.stats().requests, 0, 'the span waits for its (long) schedule');
+  let settled = false;
+  const flushed = t.flush(2 ** 32).then(() => { settled = true; });
+  await new Promise((r) => setTimeout(r, 300));
+  process.off('warning', onWarning);
+  assert.equal(warned, false, 'setTimeout got a delay it cannot hold');
+  assert.equal(settled, false, 'flush(2**32) resolved before the export finished');
+  release();
+  await flushed;
+  assert.equal(t.stats().exported, 1);
+  await t.shutdown();
+  sink.close();
+});
