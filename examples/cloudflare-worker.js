@@ -2,7 +2,7 @@
 // WebAssembly.Module: Workers refuse to compile wasm from bytes at run time.
 // Bindings (wrangler.toml [vars] / secrets): OTEL_SERVICE_NAME,
 // OTEL_EXPORTER_OTLP_ENDPOINT (and _HEADERS for auth), API_URL.
-import wasm from 'tracelink/tracelink.wasm';
+import wasm from 'tracelink/tracelink-gzip.wasm';
 import { setupTracing } from 'tracelink';
 
 let ready; // one tracing setup per isolate, shared by its requests

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { setupTracing } from 'tracelink';
 
-const wasm = await readFile(new URL(import.meta.resolve('tracelink/tracelink.wasm')));
+const wasm = await readFile(new URL(import.meta.resolve('tracelink/tracelink-gzip.wasm')));
 const tracing = await setupTracing({ wasm, propagateTo: [process.env.API_URL] }); // OTEL_* from process.env
 
 const result = await tracing.traceOperation('ping', async (span) => {
