@@ -1003,11 +1003,12 @@ export class Tracing {
       if (this._broken) return resolve();
       // This timer is deliberately not unref'd: while a flush is awaited,
       // Node/Deno/Bun must not exit under it (the export timers are unref'd).
+      const end = () => { clearTimeout(timer); resolve(); };
       const done = () => {
-        const end = () => { clearTimeout(timer); resolve(); };
         if (this.#outbox?.pending()) this.#drain().then(end);
         else end();
       };
+      done.end = end; // shutdown settles what can complete no more
       const timer = setTimeout(() => {
         const waiters = this.#flushWaiters;
         if (waiters.includes(done)) waiters.splice(waiters.indexOf(done), 1);
@@ -1032,6 +1033,9 @@ export class Tracing {
     this.#stopped = true;
     this.#x('tl_persist', 0);
     this.#outbox?.close();
+    // Flushes still waiting (a longer timeout than this shutdown's) can
+    // complete no more: they resolve now, as flush always does, never rejecting.
+    for (const done of this.#flushWaiters.splice(0)) done.end();
   }
 
   /**

@@ -495,3 +495,20 @@ test('delays beyond setTimeout\'s range wait (never run at once): flush(2**32), 
   await t.shutdown();
   sink.close();
 });
+
+test('shutdown settles flushes still waiting (they resolve, never hang past it)', async () => {
+  const sink = await listen((req) => { req.resume(); }); // never answers
+  const t = await setupTracing({ serviceName: 'hung', otlpEndpoint: `${urlOf(sink)}/v1/traces`, wasm, env: {}, compress: false,
+    exportTimeoutMillis: 120000 });
+  t.startSpan('stuck').end();
+  let settled = false;
+  const flushed = t.flush(120000).then(() => { settled = true; });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(settled, false, 'the export is still in flight');
+  await t.shutdown(50);
+  // Not a timing bound: without the fix the flush waits out its 120 s timeout.
+  const first = await Promise.race([flushed.then(() => 'flush'), new Promise((r) => setTimeout(r, 10000, 'still waiting'))]);
+  assert.equal(first, 'flush');
+  sink.closeAllConnections?.();
+  sink.close();
+});
