@@ -43,21 +43,7 @@ fn context_fields(out: &mut Vec<u8>, ctx: &SpanContext) {
 
 /// Appends one span as a JSON `Span` object.
 pub(super) fn span_record(out: &mut Vec<u8>, span: &SpanData) {
-    let ctx = &span.span_context;
-    context_fields(out, ctx);
-    if span.parent_span_id.is_valid() {
-        key(out, "parentSpanId");
-        hex(out, &span.parent_span_id.0);
-    }
-    count(out, "flags", span_flags(span));
-    key(out, "name");
-    string(out, &span.name);
-    key(out, "kind");
-    decimal(out, span.kind.otlp().into());
-    key(out, "startTimeUnixNano");
-    quoted_decimal(out, span.start_time_unix_nano);
-    key(out, "endTimeUnixNano");
-    quoted_decimal(out, span.end_time_unix_nano);
+    span_head(out, span, &span.name, 0);
     attributes(out, "attributes", &span.attributes);
     count(out, "droppedAttributesCount", span.dropped_attributes_count);
     list(out, "events", &span.events, event);
@@ -68,9 +54,9 @@ pub(super) fn span_record(out: &mut Vec<u8>, span: &SpanData) {
     out.push(b'}');
 }
 
-/// [`span_record`] for a span head with what its log recorded (see
-/// `otlp::encode_staged`): the same bytes, no value copied.
-pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &StagedSpan<'_>, offset_nano: i64, max_len: usize) {
+/// Opens a `Span` object with its ids, parent, flags, `name`, kind, and the
+/// times moved by `offset_nano`.
+fn span_head(out: &mut Vec<u8>, span: &SpanData, name: &str, offset_nano: i64) {
     context_fields(out, &span.span_context);
     if span.parent_span_id.is_valid() {
         key(out, "parentSpanId");
@@ -78,13 +64,19 @@ pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &St
     }
     count(out, "flags", span_flags(span));
     key(out, "name");
-    string(out, staged.name.unwrap_or(&span.name));
+    string(out, name);
     key(out, "kind");
     decimal(out, span.kind.otlp().into());
     key(out, "startTimeUnixNano");
     quoted_decimal(out, shift(span.start_time_unix_nano, offset_nano));
     key(out, "endTimeUnixNano");
     quoted_decimal(out, shift(span.end_time_unix_nano, offset_nano));
+}
+
+/// [`span_record`] for a span head with what its log recorded (see
+/// `otlp::encode_staged`): the same bytes, no value copied.
+pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &StagedSpan<'_>, offset_nano: i64, max_len: usize) {
+    span_head(out, span, staged.name.unwrap_or(&span.name), offset_nano);
     staged_attributes(out, &staged.attributes, max_len);
     count(out, "droppedAttributesCount", staged.dropped_attributes_count);
     if !staged.events.is_empty() {

@@ -22,17 +22,7 @@ const MAX_LEN_PREFIX: usize = 5;
 /// Appends one `ScopeSpans.spans` field (tag 2) holding `span`.
 pub(super) fn span_record(out: &mut Vec<u8>, span: &SpanData) {
     let record = begin(out, 2);
-    let ctx = &span.span_context;
-    bytes(out, 1, &ctx.trace_id.0);
-    bytes(out, 2, &ctx.span_id.0);
-    string(out, 3, &ctx.trace_state);
-    if span.parent_span_id.is_valid() {
-        bytes(out, 4, &span.parent_span_id.0);
-    }
-    string(out, 5, &span.name);
-    uint(out, 6, span.kind.otlp().into());
-    fixed64(out, 7, span.start_time_unix_nano);
-    fixed64(out, 8, span.end_time_unix_nano);
+    span_head(out, span, &span.name, 0);
     attributes(out, 9, &span.attributes);
     uint(out, 10, span.dropped_attributes_count.into());
     for e in &span.events {
@@ -48,13 +38,9 @@ pub(super) fn span_record(out: &mut Vec<u8>, span: &SpanData) {
     end(out, record);
 }
 
-/// [`span_record`] for the span head `span` (ids, parent, kind, times; its
-/// own lists empty) with what its log recorded (`staged`), every time moved
-/// by `offset_nano` and string values cut to `max_len` bytes. The same bytes
-/// as applying the log to `span` and encoding that.
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
-pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &StagedSpan<'_>, offset_nano: i64, max_len: usize) {
-    let record = begin(out, 2);
+/// `Span` fields 1-8: ids, trace state, parent, `name`, kind, and the times
+/// moved by `offset_nano`.
+fn span_head(out: &mut Vec<u8>, span: &SpanData, name: &str, offset_nano: i64) {
     let ctx = &span.span_context;
     bytes(out, 1, &ctx.trace_id.0);
     bytes(out, 2, &ctx.span_id.0);
@@ -62,10 +48,20 @@ pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &St
     if span.parent_span_id.is_valid() {
         bytes(out, 4, &span.parent_span_id.0);
     }
-    string(out, 5, staged.name.unwrap_or(&span.name));
+    string(out, 5, name);
     uint(out, 6, span.kind.otlp().into());
     fixed64(out, 7, shift(span.start_time_unix_nano, offset_nano));
     fixed64(out, 8, shift(span.end_time_unix_nano, offset_nano));
+}
+
+/// [`span_record`] for the span head `span` (ids, parent, kind, times; its
+/// own lists empty) with what its log recorded (`staged`), every time moved
+/// by `offset_nano` and string values cut to `max_len` bytes. The same bytes
+/// as applying the log to `span` and encoding that.
+#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
+pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &StagedSpan<'_>, offset_nano: i64, max_len: usize) {
+    let record = begin(out, 2);
+    span_head(out, span, staged.name.unwrap_or(&span.name), offset_nano);
     staged_attributes(out, 9, &staged.attributes, max_len);
     uint(out, 10, staged.dropped_attributes_count.into());
     for e in &staged.events {
