@@ -140,7 +140,7 @@ export async function build({ pkgDir = resolve(HERE, '..', 'pkg'), outDir = join
       // modules are chunks the page never loads), plus tracelink.wasm.
       const { measureAll } = await import('../scripts/size.mjs');
       const m = await measureAll(sizePkg);
-      result.sizes.tracelink = { files: [{ file: 'bundle.js', ...m.js }, { file: 'tracelink.wasm', ...m.wasm }], total: m.total };
+      result.sizes.tracelink = { files: [{ file: 'bundle.js', ...m.js }, { file: 'tracelink.wasm', ...m.wasm }], total: m.total, withPersist: m.withPersist };
       result.sizes.tracelinkOptIns = m.rows.filter((r) => r.optIn);
       // As published (unbundled, unminified JS), for reference.
       result.sizes.tracelinkPkg = measure(PKG_FILES.map((f) => ({ name: f, bytes: readFileSync(join(sizePkg, f)) })));

@@ -507,6 +507,10 @@ function sizeRows(sizes) {
   }
   rows.push({ label: '1. default page setup, gzip -9; OTel JS with its default OTLP/JSON exporter', fmt: fmtKB,
     tracelink: one(sizes.tracelink?.total.gzip), otel: one(sizes.otel.total.gzip) });
+  if (sizes.tracelink?.withPersist) {
+    rows.push({ label: '1. default page setup with persist.js (loaded after setup where IndexedDB exists), gzip -9; OTel JS with the OTLP/protobuf exporter (it has no persistence)',
+      fmt: fmtKB, tracelink: one(sizes.tracelink.withPersist.gzip), otel: one(sizes.otelProto.total.gzip) });
+  }
   for (const [key, name] of [['elastic', 'Elastic APM RUM 5.17.5'], ['sentry', 'Sentry browser + tracing'], ['faro', 'Grafana Faro + tracing']]) {
     if (sizes[key]) rows.push({ label: `1. default page setup, gzip -9; vs ${name} (in the OTel JS column)`, fmt: fmtKB, tracelink: one(sizes.tracelink?.total.gzip), otel: one(sizes[key].total.gzip) });
   }

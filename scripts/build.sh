@@ -38,7 +38,10 @@ build_variant() { # $1: extra cargo features, $2: output file name
     cargo build --release --lib --target wasm32-unknown-unknown --target-dir "target/plain$suffix" \
       --no-default-features --features "$features"
   fi
-  "$WASM_OPT" -Oz --strip-debug --strip-producers --strip-target-features "$wasm" -o "$OUT/$2"
+  # --low-memory-unused: the stack comes first (Rust's wasm-ld default), so
+  # addresses below 1024 are its deepest end; --converge repeats -Oz until no
+  # gain. Together: -0.2 KB gzip.
+  "$WASM_OPT" -Oz --low-memory-unused --converge --strip-debug --strip-producers --strip-target-features "$wasm" -o "$OUT/$2"
 }
 mkdir -p "$OUT"
 rm -rf "$OUT"/tracelink_wasm* "$OUT"/snippets "$OUT"/*.wasm

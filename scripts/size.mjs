@@ -84,10 +84,13 @@ export async function measureAll(dir) {
   if (existsSync(join(dir, 'tracelink-full.wasm'))) {
     rows.push({ what: 'opt-in: http/json, consoleExport or propagateBaggage (tracelink-full.wasm instead; has gzip)', ...sub(sizes(readFileSync(join(dir, 'tracelink-full.wasm'))), wasm), optIn: true });
   }
+  let withPersist = null;
   if (existsSync(join(dir, 'persist.js'))) {
     // Offline persistence: on by default, but loaded after setup, and only where IndexedDB exists.
     const chunk = await bundle(dir, `import * as m from '${join(dir, 'persist.js').replaceAll('\\', '/')}'; globalThis.m = m;`);
     rows.push({ what: 'after setup, where IndexedDB exists (persist: false skips it): persist.js, minified', ...chunk, optIn: true });
+    withPersist = add(add(js, wasm), chunk);
+    rows.push({ what: 'default page setup with persist.js: all a page with IndexedDB loads', ...withPersist });
   }
   if (existsSync(join(dir, 'context.js'))) {
     // Exact context stores and OTEL_* settings: loaded in server runtimes, or when options.env / asyncContext is set.
@@ -108,7 +111,7 @@ export async function measureAll(dir) {
   }
   const published = readdirSync(dir).filter((f) => /\.(js|wasm)$/.test(f)).sort()
     .map((f) => ({ what: `as published: ${f}`, ...sizes(readFileSync(join(dir, f))) }));
-  return { rows: [...rows, ...published], total: add(js, wasm), js, wasm };
+  return { rows: [...rows, ...published], total: add(js, wasm), withPersist, js, wasm };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
