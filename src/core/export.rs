@@ -148,7 +148,6 @@ mod tests;
 pub use retry_after::parse_retry_after;
 pub(crate) use retry_after::parse_imf_fixdate;
 
-use std::collections::VecDeque;
 
 use super::id::IdGenerator;
 
@@ -444,7 +443,7 @@ struct InFlight {
 pub struct ExportPolicy {
     config: ExportConfig,
     rng: IdGenerator,
-    queue: VecDeque<Queued>,
+    queue: Vec<Queued>,
     queue_bytes: usize,
     in_flight: Vec<InFlight>,
     in_flight_spans: usize,
@@ -497,7 +496,7 @@ impl ExportPolicy {
         ExportPolicy {
             config,
             rng: IdGenerator::from_seed(seed_bytes),
-            queue: VecDeque::new(),
+            queue: Vec::new(),
             queue_bytes: 0,
             in_flight: Vec::new(),
             in_flight_spans: 0,
@@ -556,7 +555,7 @@ impl ExportPolicy {
                 self.schedule_at = Some(now.saturating_add(self.config.schedule_delay_ms));
             }
             self.queue_bytes += len;
-            self.queue.push_back(Queued {
+            self.queue.push(Queued {
                 record,
                 failures: 0,
             });
@@ -1023,14 +1022,16 @@ impl ExportPolicy {
     /// Records that no longer fit a request alone (the overhead grew while
     /// they were in flight) are dropped as too large.
     fn requeue(&mut self, records: Vec<Vec<u8>>, failures: Vec<u32>) {
-        for (record, failures) in records.into_iter().zip(failures).rev() {
+        let mut front = Vec::with_capacity(records.len());
+        for (record, failures) in records.into_iter().zip(failures) {
             if self.config.overhead.request_bytes(1, record.len()) > self.config.max_batch_bytes {
                 self.stats.dropped_too_large += 1;
                 continue;
             }
             self.queue_bytes += record.len();
-            self.queue.push_front(Queued { record, failures });
+            front.push(Queued { record, failures });
         }
+        self.queue.splice(0..0, front);
         if !self.queue.is_empty() {
             self.draining = true;
             self.schedule_at = None;
