@@ -86,9 +86,9 @@ impl Compressed {
     }
 
     /// The uncompressed request for `records`.
-    fn plain(&self, records: &[Vec<u8>]) -> Vec<u8> {
+    fn plain<R: AsRef<[u8]>>(&self, records: &[R]) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_request(self.encoding, &self.resource, &self.scope, records.iter().map(Vec::as_slice), &mut out);
+        encode_request(self.encoding, &self.resource, &self.scope, records.iter().map(AsRef::as_ref), &mut out);
         out
     }
 }
@@ -205,7 +205,7 @@ impl Sim {
             let records = self.policy.records(t.id);
             assert_eq!(records.len(), t.spans);
             assert!(t.spans >= 1 && t.spans <= self.config.max_batch_spans);
-            let sum: usize = records.iter().map(Vec::len).sum();
+            let sum: usize = records.iter().map(|r| r.as_ref().len()).sum();
             // Uncompressed, the plain request's size; with the policy's
             // (protobuf: upper-bound) overhead when not compressed.
             let mut plain_bytes = self.config.overhead.request_bytes(t.spans, sum);
@@ -230,6 +230,7 @@ impl Sim {
             }
             let ids: Vec<u32> = records
                 .iter()
+                .map(|r| r.as_ref())
                 .map(|r| u32::from_le_bytes([r[0], r[1], r[2], r[3]]))
                 .collect();
             for id in &ids {

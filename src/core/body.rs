@@ -87,14 +87,14 @@ impl BodyBuilder {
     /// The body of `t`, whose records are `records` (the policy's, in
     /// order), and whether it is gzip'd. Its length is `t.bytes` when this
     /// builder measured `t`.
-    pub fn build(&mut self, t: &Transmit, records: &[Vec<u8>], resource: &Resource, scope: &Scope) -> (Vec<u8>, bool) {
+    pub fn build<R: AsRef<[u8]>>(&mut self, t: &Transmit, records: &[R], resource: &Resource, scope: &Scope) -> (Vec<u8>, bool) {
         #[cfg(feature = "gzip")]
         if self.compress && !matches!(t.transport, Transport::Beacon | Transport::Persist) && !records.is_empty() {
             let n = records.len();
             if !(self.gzip && self.marks.len() >= n) {
                 self.begin(t.transport);
                 records.iter().for_each(|r| {
-                    self.add(r);
+                    self.add(r.as_ref());
                 });
             }
             let mark = self.marks[n - 1];
@@ -108,7 +108,7 @@ impl BodyBuilder {
             }
         }
         let mut body = Vec::with_capacity(t.bytes);
-        otlp::encode_request(self.encoding, resource, scope, records.iter().map(Vec::as_slice), &mut body);
+        otlp::encode_request(self.encoding, resource, scope, records.iter().map(AsRef::as_ref), &mut body);
         (body, false)
     }
 }

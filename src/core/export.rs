@@ -422,10 +422,24 @@ impl ExportStats {
     }
 }
 
-/// A record waiting to be sent, with the number of times it was sent and failed.
-struct Queued {
+/// A record waiting to be sent (or in flight), with the number of times it
+/// was sent and failed.
+#[derive(Debug)]
+pub struct Queued {
     record: Vec<u8>,
     failures: u32,
+}
+
+impl AsRef<[u8]> for Queued {
+    fn as_ref(&self) -> &[u8] {
+        &self.record
+    }
+}
+
+impl PartialEq<Vec<u8>> for Queued {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self.record == *other
+    }
 }
 
 /// A request handed to the driver and not yet reported.
@@ -434,9 +448,7 @@ struct InFlight {
     transport: Transport,
     bytes: usize,
     record_bytes: usize,
-    records: Vec<Vec<u8>>,
-    /// `failures[i]` belongs to `records[i]`.
-    failures: Vec<u32>,
+    records: Vec<Queued>,
 }
 
 /// The batch, retry and flush policy (see the [module docs](self)).
@@ -739,7 +751,7 @@ impl ExportPolicy {
     ///
     /// The policy keeps the records (it needs them back for a retry); the
     /// driver borrows them to frame the request body.
-    pub fn records(&self, id: u64) -> &[Vec<u8>] {
+    pub fn records(&self, id: u64) -> &[Queued] {
         self.in_flight
             .iter()
             .find(|r| r.id == id)
@@ -793,7 +805,7 @@ impl ExportPolicy {
                 // Never sent: no attempt used up. Wait for keepalive budget.
                 self.stats.beacons_refused += 1;
                 self.beacons_refused = true;
-                self.requeue(request.records, request.failures);
+                self.requeue(request.records);
             }
         }
         self.expire(now);
@@ -933,14 +945,8 @@ impl ExportPolicy {
     /// Moves `count` records from the queue into a new in-flight request of
     /// `bytes` bytes on the wire.
     fn send(&mut self, transport: Transport, count: usize, bytes: usize) -> Transmit {
-        let mut records = Vec::with_capacity(count);
-        let mut failures = Vec::with_capacity(count);
-        let mut record_bytes = 0;
-        for q in self.queue.drain(..count) {
-            record_bytes += q.record.len();
-            records.push(q.record);
-            failures.push(q.failures);
-        }
+        let records: Vec<Queued> = self.queue.drain(..count).collect();
+        let record_bytes = records.iter().map(|q| q.record.len()).sum();
         self.queue_bytes -= record_bytes;
         self.in_flight_spans += count;
         self.in_flight_bytes += record_bytes;
@@ -958,7 +964,6 @@ impl ExportPolicy {
             bytes,
             record_bytes,
             records,
-            failures,
         });
         if self.queue.is_empty() {
             self.schedule_at = None;
@@ -983,18 +988,15 @@ impl ExportPolicy {
     /// the queue and sending pauses for `retry_after` or a backoff delay.
     fn failed_retryable(&mut self, now: u64, request: InFlight, retry_after: Option<u64>) {
         self.stats.failed_requests += 1;
-        let attempt = request.failures.iter().copied().max().unwrap_or(0) + 1;
+        let attempt = request.records.iter().map(|q| q.failures).max().unwrap_or(0) + 1;
         let mut records = Vec::with_capacity(request.records.len());
-        let mut failures = Vec::with_capacity(request.records.len());
         let mut exhausted = Vec::new();
-        let mut exhausted_failures = Vec::new();
-        for (record, f) in request.records.into_iter().zip(request.failures) {
-            if f + 1 < self.config.max_attempts {
-                records.push(record);
-                failures.push(f + 1);
+        for mut q in request.records {
+            q.failures += 1;
+            if q.failures < self.config.max_attempts {
+                records.push(q);
             } else if self.config.persist {
-                exhausted.push(record);
-                exhausted_failures.push(f + 1);
+                exhausted.push(q);
             } else {
                 self.stats.dropped_retries_exhausted += 1;
             }
@@ -1010,28 +1012,24 @@ impl ExportPolicy {
                 self.server_pause = retry_after.is_some();
             }
             self.paused_until = Some(self.paused_until.map_or(until, |t| t.max(until)));
-            self.requeue(records, failures);
+            self.requeue(records);
         }
         // In front of everything, marked by their failure count: the next
         // `poll_transmit` hands them to the store.
-        self.requeue(exhausted, exhausted_failures);
+        self.requeue(exhausted);
     }
 
     /// Puts records back at the front of the queue, in their order, to be
     /// sent as soon as sending may resume.
     /// Records that no longer fit a request alone (the overhead grew while
     /// they were in flight) are dropped as too large.
-    fn requeue(&mut self, records: Vec<Vec<u8>>, failures: Vec<u32>) {
-        let mut front = Vec::with_capacity(records.len());
-        for (record, failures) in records.into_iter().zip(failures) {
-            if self.config.overhead.request_bytes(1, record.len()) > self.config.max_batch_bytes {
-                self.stats.dropped_too_large += 1;
-                continue;
-            }
-            self.queue_bytes += record.len();
-            front.push(Queued { record, failures });
-        }
-        self.queue.splice(0..0, front);
+    fn requeue(&mut self, mut records: Vec<Queued>) {
+        let before = records.len();
+        let (overhead, max) = (self.config.overhead, self.config.max_batch_bytes);
+        records.retain(|q| overhead.request_bytes(1, q.record.len()) <= max);
+        self.stats.dropped_too_large += (before - records.len()) as u64;
+        self.queue_bytes += records.iter().map(|q| q.record.len()).sum::<usize>();
+        self.queue.splice(0..0, records);
         if !self.queue.is_empty() {
             self.draining = true;
             self.schedule_at = None;

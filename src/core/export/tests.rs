@@ -31,7 +31,7 @@ fn transmit(p: &mut ExportPolicy, now: u64) -> Transmit {
     let t = p.poll_transmit(now).expect("a transmit is due");
     let records = p.records(t.id);
     assert_eq!(records.len(), t.spans);
-    let sum: usize = records.iter().map(Vec::len).sum();
+    let sum: usize = records.iter().map(|r| r.as_ref().len()).sum();
     assert_eq!(t.bytes, p.config().overhead.request_bytes(t.spans, sum));
     t
 }
