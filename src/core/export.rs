@@ -945,7 +945,8 @@ impl ExportPolicy {
     /// Moves `count` records from the queue into a new in-flight request of
     /// `bytes` bytes on the wire.
     fn send(&mut self, transport: Transport, count: usize, bytes: usize) -> Transmit {
-        let records: Vec<Queued> = self.queue.drain(..count).collect();
+        let rest = self.queue.split_off(count);
+        let records = core::mem::replace(&mut self.queue, rest);
         let record_bytes = records.iter().map(|q| q.record.len()).sum();
         self.queue_bytes -= record_bytes;
         self.in_flight_spans += count;
@@ -1029,7 +1030,8 @@ impl ExportPolicy {
         records.retain(|q| overhead.request_bytes(1, q.record.len()) <= max);
         self.stats.dropped_too_large += (before - records.len()) as u64;
         self.queue_bytes += records.iter().map(|q| q.record.len()).sum::<usize>();
-        self.queue.splice(0..0, records);
+        records.append(&mut self.queue);
+        self.queue = records;
         if !self.queue.is_empty() {
             self.draining = true;
             self.schedule_at = None;
