@@ -29,7 +29,7 @@ build_variant() { # $1: extra cargo features, $2: output file name
   local min_dir="target/min$suffix" wasm
   wasm="target/plain$suffix/wasm32-unknown-unknown/release/tracelink.wasm"
   if [ "${TRACELINK_PLAIN_BUILD:-0}" != 1 ] && RUSTC_BOOTSTRAP=1 \
-      RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none --cfg tracelink_speed_attrs" \
+      RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none" \
       cargo build --release --lib --target wasm32-unknown-unknown --target-dir "$min_dir" \
       --no-default-features --features "$features" -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size; then
     wasm="$min_dir/wasm32-unknown-unknown/release/tracelink.wasm"

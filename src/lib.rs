@@ -93,10 +93,6 @@
 //!   plain exports driven by `pkg/tracelink.js`; only `scripts/build.sh`
 //!   turns it on.
 
-// The npm package's size-optimised build (scripts/build.sh) compiles the span
-// hot path for speed inside an otherwise size-optimised crate.
-#![cfg_attr(tracelink_speed_attrs, feature(optimize_attribute))]
-
 pub mod core;
 
 #[cfg(all(target_arch = "wasm32", feature = "web"))]

@@ -308,7 +308,6 @@ pub fn offset_ms(offset_nano: i64) -> i64 {
 }
 
 /// `time` moved by `offset` nanoseconds, saturating.
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub(crate) fn shift(time: u64, offset: i64) -> u64 {
     if offset < 0 {
         time.saturating_sub(offset.unsigned_abs())

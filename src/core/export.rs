@@ -551,7 +551,6 @@ impl ExportPolicy {
 
     /// Takes a finished span's encoded record, or drops and counts it (too
     /// large, queue full, shut down).
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn push(&mut self, record: Vec<u8>, now: u64) {
         self.stats.pushed += 1;
         let len = record.len();
@@ -579,7 +578,6 @@ impl ExportPolicy {
     /// `max_queue_spans` spans already held. Lets the driver skip encoding
     /// spans that cannot be kept (a tight loop under overload). Returns
     /// whether it dropped; counted exactly as `push` would count it.
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn drop_if_full(&mut self) -> bool {
         let counter = if self.shutdown_deadline.is_some() {
             &mut self.stats.dropped_shutdown
@@ -597,7 +595,6 @@ impl ExportPolicy {
     /// Whether the next span would be dropped for want of room (`max_queue_spans`
     /// spans waiting) or after shutdown: [`drop_if_full`](Self::drop_if_full)
     /// without counting.
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn is_full(&self) -> bool {
         self.shutdown_deadline.is_some() || self.queue.len() >= self.config.max_queue_spans
     }

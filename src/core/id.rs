@@ -150,7 +150,6 @@ impl IdGenerator {
     }
 
     /// The next 64 random bits (xoshiro256++).
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
         let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
@@ -165,7 +164,6 @@ impl IdGenerator {
     }
 
     /// A random, valid trace id.
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn trace_id(&mut self) -> TraceId {
         loop {
             let mut id = [0u8; 16];
@@ -179,7 +177,6 @@ impl IdGenerator {
     }
 
     /// A random, valid span id.
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn span_id(&mut self) -> SpanId {
         loop {
             let id = SpanId(self.next_u64().to_be_bytes());

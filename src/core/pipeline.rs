@@ -205,7 +205,6 @@ impl Pipeline {
     /// from the log ([`span_log::stage`], no value copied); a traced HTTP
     /// response in the log is a clock sample first. With `want_json` (console
     /// export), also returns the span as OTLP JSON.
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn end_span_with_log(&mut self, h: SpanHandle, log: &[u8], end_unix_nano: u64, now_ms: u64, want_json: bool) -> Option<String> {
         let Some(trace_id) = self.tracer.context(h).map(|c| c.trace_id) else {
             self.tracer.end_span(h, end_unix_nano); // not live: counted as a stale handle use

@@ -58,13 +58,11 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn u8(&mut self) -> Result<u8, Malformed> {
         let b = *self.buf.get(self.pos).ok_or(Malformed)?;
         self.pos += 1;
         Ok(b)
     }
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn leb(&mut self) -> Result<u64, Malformed> {
         let mut v = 0u64;
         let mut shift = 0;
@@ -78,7 +76,6 @@ impl<'a> Reader<'a> {
         }
         Err(Malformed)
     }
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn bytes8(&mut self) -> Result<[u8; 8], Malformed> {
         let s = self.buf.get(self.pos..self.pos + 8).ok_or(Malformed)?;
         self.pos += 8;
@@ -86,11 +83,9 @@ impl<'a> Reader<'a> {
         b.copy_from_slice(s);
         Ok(b)
     }
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn f64(&mut self) -> Result<f64, Malformed> {
         Ok(f64::from_le_bytes(self.bytes8()?))
     }
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn str(&mut self) -> Result<&'a str, Malformed> {
         let len = usize::try_from(self.leb()?).map_err(|_| Malformed)?;
         let end = self.pos.checked_add(len).ok_or(Malformed)?;
@@ -142,7 +137,6 @@ impl<'a> Reader<'a> {
     }
     /// A scalar, borrowed. Arrays are checked element by element and kept as
     /// their raw bytes.
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn staged_scalar(&mut self, tag: u8) -> Result<Staged<'a>, Malformed> {
         Ok(match tag {
             0 => Staged::Str(self.str()?),
@@ -152,7 +146,6 @@ impl<'a> Reader<'a> {
             _ => return Err(Malformed),
         })
     }
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn staged_value(&mut self) -> Result<Staged<'a>, Malformed> {
         let tag = self.u8()?;
         if tag != 4 {
@@ -169,7 +162,6 @@ impl<'a> Reader<'a> {
         }
         Ok(Staged::Array { elem, n: n as usize, raw: &self.buf[start..self.pos] })
     }
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn staged_key_value(&mut self) -> Result<(&'a str, Staged<'a>), Malformed> {
         let key = self.str()?;
         Ok((key, self.staged_value()?))
@@ -198,7 +190,6 @@ pub enum Staged<'a> {
 impl<'a> Staged<'a> {
     /// Calls `each` on every element of an array value, in order (a no-op
     /// for other values).
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn for_each_element(&self, mut each: impl FnMut(Staged<'a>)) {
         if let Staged::Array { elem, n, raw } = *self {
             let mut r = Reader { buf: raw, pos: 0 };
@@ -246,7 +237,6 @@ pub struct StagedSpan<'a> {
 
 /// [`set_limited`](super::span) for staged lists: replaces by key within
 /// `list[from..]`, else appends under `max`; returns 1 when dropped.
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn set_staged<'a>(list: &mut Vec<StagedAttribute<'a>>, from: usize, kv: StagedAttribute<'a>, max: u32) -> u32 {
     if let Some(existing) = list[from..].iter_mut().find(|(k, _)| *k == kv.0) {
         existing.1 = kv.1;
@@ -261,12 +251,10 @@ fn set_staged<'a>(list: &mut Vec<StagedAttribute<'a>>, from: usize, kv: StagedAt
 
 impl<'a> StagedSpan<'a> {
     /// Sets an attribute within `limits` (replacing one with the same key).
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn set_attribute(&mut self, kv: StagedAttribute<'a>, limits: &SpanLimits) {
         self.dropped_attributes_count += set_staged(&mut self.attributes, 0, kv, limits.max_attributes);
     }
 
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn set_status(&mut self, code: u8, message: &'a str) {
         // `Ok` is final; `Unset` never overrides (Tracer::set_status).
         if self.status.0 != 1 && code != 0 {
@@ -276,7 +264,6 @@ impl<'a> StagedSpan<'a> {
 
     /// Adds an event whose attributes were pushed onto `event_attributes`
     /// from `from` on (limited here, as `SpanData::add_event` does).
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn add_event(&mut self, time_unix_nano: u64, name: &'a str, from: usize, limits: &SpanLimits) {
         if self.events.len() as u32 >= limits.max_events {
             self.event_attributes.truncate(from);
@@ -318,14 +305,12 @@ impl<'a> StagedSpan<'a> {
 /// Reads `log` into a [`StagedSpan`] for a span of trace `trace_id`, within
 /// `limits`, exactly as [`apply`] would record it. A malformed log keeps what
 /// parsed before the fault (the error is returned with it).
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub fn stage<'a>(log: &'a [u8], trace_id: TraceId, limits: &SpanLimits) -> (StagedSpan<'a>, Result<(), Malformed>) {
     let mut span = StagedSpan { attributes: Vec::with_capacity(16), ..StagedSpan::default() };
     let result = stage_into(&mut span, log, trace_id, limits);
     (span, result)
 }
 
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn stage_into<'a>(span: &mut StagedSpan<'a>, log: &'a [u8], trace_id: TraceId, limits: &SpanLimits) -> Result<(), Malformed> {
     let mut r = Reader { buf: log, pos: 0 };
     while r.pos < log.len() {

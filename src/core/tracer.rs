@@ -123,7 +123,6 @@ impl Tracer {
 
     /// Starts a span at `start_unix_nano`. Returns `SpanHandle::NONE` (and
     /// counts it) when `max_live_spans` spans are already live.
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn start_span(&mut self, name: &str, kind: SpanKind, parent: Parent<'_>, start_unix_nano: u64) -> SpanHandle {
         if self.live >= usize::from(self.config.max_live_spans) {
             self.stats.dropped_live_limit += 1;
@@ -156,7 +155,6 @@ impl Tracer {
         self.insert(span, sampled)
     }
 
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn insert(&mut self, span: Box<SpanData>, recording: bool) -> SpanHandle {
         self.live += 1;
         match self.free_head {
@@ -179,7 +177,6 @@ impl Tracer {
         }
     }
 
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     fn live_span(&mut self, h: SpanHandle) -> Option<(&mut SpanData, bool)> {
         match self.slots.get_mut(h.index()) {
             Some(Slot::Live { generation, recording, span }) if *generation == h.generation() => {
@@ -210,7 +207,6 @@ impl Tracer {
     }
 
     /// The context of a live span (for propagation), if `h` is live.
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn context(&self, h: SpanHandle) -> Option<&SpanContext> {
         match self.slots.get(h.index()) {
             Some(Slot::Live { generation, span, .. }) if *generation == h.generation() => Some(&span.span_context),
@@ -277,7 +273,6 @@ impl Tracer {
 
     /// Ends a span at `end_unix_nano` and frees its handle. Returns the
     /// finished span when it was sampled (the caller exports it).
-    #[cfg_attr(tracelink_speed_attrs, optimize(speed))]
     pub fn end_span(&mut self, h: SpanHandle, end_unix_nano: u64) -> Option<SpanData> {
         self.live_span(h)?;
         let index = h.index();

@@ -191,7 +191,6 @@ const RECORDING: u32 = 1 << 31;
 /// parent is span `parent` while it is live, else that W3C context (`remote`:
 /// from another process; else a span of this one that has ended), else none.
 #[no_mangle]
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub extern "C" fn tl_start(kind: u32, parent: u32, name_len: usize, tp_len: usize, ts_len: usize, remote: u32, at_ms: f64) -> u32 {
     let Some(s) = state() else { return 0 };
     let tracer = &mut s.pipeline.tracer;
@@ -224,7 +223,6 @@ pub extern "C" fn tl_start(kind: u32, parent: u32, name_len: usize, tp_len: usiz
 /// tracestate; returns that length (0 when `h` was not live). `now_ms`:
 /// the monotonic clock (as the `now` import reads it) at `at_ms`, or -1.
 #[no_mangle]
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub extern "C" fn tl_end(h: u32, log_len: usize, at_ms: f64, now_ms: f64) -> usize {
     let Some(s) = state() else { return 0 };
     let h = SpanHandle(h & !RECORDING);
@@ -256,7 +254,6 @@ pub extern "C" fn tl_end(h: u32, log_len: usize, at_ms: f64, now_ms: f64) -> usi
 /// 1 when a span ended now would be dropped (queue full, or shut down): JS
 /// then ends it without its log, unless the log holds an HTTP response.
 #[no_mangle]
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub extern "C" fn tl_full() -> u32 {
     state().map_or(0, |s| u32::from(s.pipeline.is_full()))
 }

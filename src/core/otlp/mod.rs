@@ -76,7 +76,6 @@ pub fn encode_span(enc: Encoding, span: &SpanData, out: &mut Vec<u8>) {
 /// `offset_nano` (clock skew) and string values cut to
 /// `limits.max_attribute_value_length`. No value is copied on the way; the
 /// bytes are those of applying the log to the span and encoding that.
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub fn encode_staged(enc: Encoding, span: &SpanData, staged: &StagedSpan<'_>, offset_nano: i64, limits: &SpanLimits, out: &mut Vec<u8>) {
     let max_len = limits.max_attribute_value_length.map_or(usize::MAX, |n| n as usize);
     match enc {
@@ -290,7 +289,6 @@ fn for_each_element(array: &Array, each: &mut dyn FnMut(Scalar<'_>)) {
 /// Calls `each` with the scalar a staged non-array value holds, strings cut
 /// to `max_len` bytes at a char boundary (`span::truncate_value`); an array
 /// gives nothing (see [`Staged::for_each_element`]).
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn staged_scalar(v: Staged<'_>, max_len: usize, each: &mut dyn FnMut(Scalar<'_>)) {
     let mut text = String::new();
     let s = match v {

@@ -58,7 +58,6 @@ fn span_head(out: &mut Vec<u8>, span: &SpanData, name: &str, offset_nano: i64) {
 /// own lists empty) with what its log recorded (`staged`), every time moved
 /// by `offset_nano` and string values cut to `max_len` bytes. The same bytes
 /// as applying the log to `span` and encoding that.
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &StagedSpan<'_>, offset_nano: i64, max_len: usize) {
     let record = begin(out, 2);
     span_head(out, span, staged.name.unwrap_or(&span.name), offset_nano);
@@ -88,7 +87,6 @@ pub(super) fn span_record_staged(out: &mut Vec<u8>, span: &SpanData, staged: &St
 }
 
 /// [`attributes`] for staged key/values.
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn staged_attributes(out: &mut Vec<u8>, field: u32, list: &[StagedAttribute<'_>], max_len: usize) {
     for (k, v) in list {
         if let Staged::Array { .. } = v {
@@ -115,7 +113,6 @@ fn staged_attributes(out: &mut Vec<u8>, field: u32, list: &[StagedAttribute<'_>]
 }
 
 /// A `KeyValue { key 1, value 2: AnyValue }` field holding a scalar.
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn key_scalar(out: &mut Vec<u8>, field: u32, k: &str, s: Scalar<'_>) {
     let any = match s {
         Scalar::Str(v) => 1 + varint_len(v.len() as u64) + v.len(),
@@ -199,7 +196,6 @@ fn any_value(out: &mut Vec<u8>, field: u32, value: &Value) {
 }
 
 /// The `AnyValue` oneof member: string 1, bool 2, int 3, double 4.
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn scalar_member(out: &mut Vec<u8>, s: Scalar<'_>) {
     match s {
         Scalar::Str(v) => {
@@ -274,7 +270,6 @@ pub(super) fn envelope_fields(resource: &Resource, scope: &Scope) -> (Vec<u8>, V
 
 // --- Writing primitives -------------------------------------------------
 
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn key(out: &mut Vec<u8>, field: u32, wire_type: u32) {
     varint(out, u64::from(field << 3 | wire_type));
 }
@@ -291,7 +286,6 @@ fn varint_bytes(mut v: u64, buf: &mut [u8; 10]) -> usize {
     i + 1
 }
 
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
     // Byte pushes: most varints here are one byte (keys, small lengths).
     while v >= 0x80 {
@@ -306,13 +300,11 @@ pub(super) fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn len_prefixed(out: &mut Vec<u8>, b: &[u8]) {
     varint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     if !b.is_empty() {
         key(out, field, LEN);
@@ -320,12 +312,10 @@ fn bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     }
 }
 
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn string(out: &mut Vec<u8>, field: u32, s: &str) {
     bytes(out, field, s.as_bytes());
 }
 
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn uint(out: &mut Vec<u8>, field: u32, v: u64) {
     if v != 0 {
         key(out, field, VARINT);
@@ -333,7 +323,6 @@ fn uint(out: &mut Vec<u8>, field: u32, v: u64) {
     }
 }
 
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
     if v != 0 {
         key(out, field, FIXED64);
@@ -341,7 +330,6 @@ fn fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
     }
 }
 
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn fixed32(out: &mut Vec<u8>, field: u32, v: u32) {
     if v != 0 {
         key(out, field, FIXED32);
@@ -350,7 +338,6 @@ fn fixed32(out: &mut Vec<u8>, field: u32, v: u32) {
 }
 
 /// Starts a length-delimited field; returns where its body starts.
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn begin(out: &mut Vec<u8>, field: u32) -> usize {
     key(out, field, LEN);
     out.push(0);
@@ -359,7 +346,6 @@ fn begin(out: &mut Vec<u8>, field: u32) -> usize {
 
 /// Ends the field [`begin`] started at `body`: writes its length, moving the
 /// body right when the length needs more than the one reserved byte.
-#[cfg_attr(tracelink_speed_attrs, optimize(speed))]
 fn end(out: &mut Vec<u8>, body: usize) {
     let mut buf = [0; 10];
     let n = varint_bytes((out.len() - body) as u64, &mut buf);
