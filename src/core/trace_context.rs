@@ -119,8 +119,76 @@ pub fn write_traceparent(ctx: &SpanContext, out: &mut String) {
 /// its sendable form ([`TraceState::header`]).
 pub fn extract(traceparent: Option<&str>, tracestate: &[&str]) -> Option<SpanContext> {
     let mut ctx = parse_traceparent(traceparent?)?;
-    ctx.trace_state = TraceState::parse_headers(tracestate.iter().copied()).header();
+    // Borrowed entries straight into the header: no `TraceState` built.
+    let mut entries = Vec::new();
+    if parse_entries(tracestate.iter().copied(), &mut entries).is_ok() {
+        write_entries(&entries, &mut ctx.trace_state);
+    }
     Some(ctx)
+}
+
+/// Parses `tracestate` lines as one list into `entries` (borrowed, left-most
+/// first, the first of each key kept); see [`TraceState::try_parse_headers`].
+fn parse_entries<'a>(values: impl IntoIterator<Item = &'a str>, entries: &mut Vec<(&'a str, &'a str)>) -> Result<(), TraceStateError> {
+    let mut members = 0;
+    for list in values {
+        for member in super::text::split(list, b',') {
+            let member = trim_ows(member);
+            if member.is_empty() {
+                continue;
+            }
+            members += 1;
+            if members > MAX_MEMBERS {
+                return Err(TraceStateError::TooManyMembers);
+            }
+            let (key, value) = super::text::split_once(member, b'=').ok_or(TraceStateError::MissingEquals)?;
+            if !is_valid_key(key) {
+                return Err(TraceStateError::InvalidKey);
+            }
+            if !is_valid_value(value) {
+                return Err(TraceStateError::InvalidValue);
+            }
+            if !entries.iter().any(|(k, _)| *k == key) {
+                entries.push((key, value));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Appends `entries` (at most [`MAX_MEMBERS`] are considered) as a header
+/// value to `out`; returns how many were left out (see
+/// [`TraceState::write_header`]).
+fn write_entries(all: &[(&str, &str)], out: &mut String) -> usize {
+    let entries = &all[..all.len().min(MAX_MEMBERS)];
+    // Each kept entry costs its length plus one separator; the header
+    // is one character shorter than the sum.
+    let mut cost: usize = entries.iter().map(|(k, v)| entry_len(k, v) + 1).sum();
+    let mut keep = [true; MAX_MEMBERS];
+    for long_only in [true, false] {
+        for (i, (k, v)) in entries.iter().enumerate().rev() {
+            let len = entry_len(k, v);
+            if cost <= MAX_HEADER_LEN + 1 {
+                break;
+            }
+            if keep[i] && (!long_only || len > LONG_ENTRY_LEN) {
+                keep[i] = false;
+                cost -= len + 1;
+            }
+        }
+    }
+    out.reserve(cost.saturating_sub(1));
+    let mut first = true;
+    for ((k, v), _) in entries.iter().zip(keep).filter(|(_, keep)| *keep) {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    keep[..entries.len()].iter().filter(|k| !**k).count() + (all.len() - entries.len())
 }
 
 /// Why a `tracestate` list or entry was rejected.
@@ -179,36 +247,9 @@ impl TraceState {
     /// value, leading ones are). Keys follow the Level 2 grammar:
     /// `(lcalpha / DIGIT) 0*255(lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@")`.
     pub fn try_parse_headers<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<TraceState, TraceStateError> {
-        let mut state = TraceState::default();
-        let mut members = 0;
-        for value in values {
-            state.parse_list(value, &mut members)?;
-        }
-        Ok(state)
-    }
-
-    fn parse_list(&mut self, list: &str, members: &mut usize) -> Result<(), TraceStateError> {
-        for member in super::text::split(list, b',') {
-            let member = trim_ows(member);
-            if member.is_empty() {
-                continue;
-            }
-            *members += 1;
-            if *members > MAX_MEMBERS {
-                return Err(TraceStateError::TooManyMembers);
-            }
-            let (key, value) = super::text::split_once(member, b'=').ok_or(TraceStateError::MissingEquals)?;
-            if !is_valid_key(key) {
-                return Err(TraceStateError::InvalidKey);
-            }
-            if !is_valid_value(value) {
-                return Err(TraceStateError::InvalidValue);
-            }
-            if self.position(key).is_none() {
-                self.entries.push((key.to_owned(), value.to_owned()));
-            }
-        }
-        Ok(())
+        let mut entries = Vec::new();
+        parse_entries(values, &mut entries)?;
+        Ok(TraceState { entries: entries.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect() })
     }
 
     /// The value for `key`.
@@ -283,35 +324,8 @@ impl TraceState {
     /// entries longer than 128 characters, right-most first, then others
     /// from the right, until the rest fits.
     pub fn write_header(&self, out: &mut String) -> usize {
-        let entries = &self.entries[..self.entries.len().min(MAX_MEMBERS)];
-        // Each kept entry costs its length plus one separator; the header
-        // is one character shorter than the sum.
-        let mut cost: usize = entries.iter().map(|(k, v)| entry_len(k, v) + 1).sum();
-        let mut keep = [true; MAX_MEMBERS];
-        for long_only in [true, false] {
-            for (i, (k, v)) in entries.iter().enumerate().rev() {
-                let len = entry_len(k, v);
-                if cost <= MAX_HEADER_LEN + 1 {
-                    break;
-                }
-                if keep[i] && (!long_only || len > LONG_ENTRY_LEN) {
-                    keep[i] = false;
-                    cost -= len + 1;
-                }
-            }
-        }
-        out.reserve(cost.saturating_sub(1));
-        let mut first = true;
-        for ((k, v), _) in entries.iter().zip(keep).filter(|(_, keep)| *keep) {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(k);
-            out.push('=');
-            out.push_str(v);
-        }
-        keep[..entries.len()].iter().filter(|k| !**k).count() + (self.entries.len() - entries.len())
+        let entries: Vec<(&str, &str)> = self.iter().collect();
+        write_entries(&entries, out)
     }
 
     fn position(&self, key: &str) -> Option<usize> {
