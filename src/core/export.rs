@@ -942,8 +942,10 @@ impl ExportPolicy {
     /// Moves `count` records from the queue into a new in-flight request of
     /// `bytes` bytes on the wire.
     fn send(&mut self, transport: Transport, count: usize, bytes: usize) -> Transmit {
-        let rest = self.queue.split_off(count);
-        let records = core::mem::replace(&mut self.queue, rest);
+        // Rotated to the back and split off there: the queue keeps its
+        // allocation (a VecDeque or `drain` + `splice` cost 1.2 KB gzip more).
+        self.queue.rotate_left(count);
+        let records = self.queue.split_off(self.queue.len() - count);
         let record_bytes = records.iter().map(|q| q.record.len()).sum();
         self.queue_bytes -= record_bytes;
         self.in_flight_spans += count;
@@ -1027,8 +1029,9 @@ impl ExportPolicy {
         records.retain(|q| overhead.request_bytes(1, q.record.len()) <= max);
         self.stats.dropped_too_large += (before - records.len()) as u64;
         self.queue_bytes += records.iter().map(|q| q.record.len()).sum::<usize>();
-        records.append(&mut self.queue);
-        self.queue = records;
+        let n = records.len();
+        self.queue.append(&mut records);
+        self.queue.rotate_right(n);
         if !self.queue.is_empty() {
             self.draining = true;
             self.schedule_at = None;
