@@ -363,13 +363,12 @@ async function startRotel() {
   } catch {
     return { reason: `rotel is not installed in ${venv}` };
   }
-  const ports = [];
-  for (let i = 0; i < 2; i++) {
-    const srv = createServer();
-    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-    ports.push(srv.address().port);
-    await new Promise((r) => srv.close(r));
-  }
+  // Two distinct free ports: both held open while the second is picked (a
+  // port closed first can be handed out again, and rotel then fails to bind).
+  const servers = [createServer(), createServer()];
+  for (const srv of servers) await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const ports = servers.map((srv) => srv.address().port);
+  for (const srv of servers) await new Promise((r) => srv.close(r));
   const child = spawn(agent, ['start', '--otlp-http-endpoint', `127.0.0.1:${ports[0]}`, '--otlp-grpc-endpoint', `127.0.0.1:${ports[1]}`, '--exporter', 'blackhole'], {
     env: { ...process.env, LD_LIBRARY_PATH: libdir + (env.LD_LIBRARY_PATH ? `:${env.LD_LIBRARY_PATH}` : '') },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -56,9 +56,20 @@ def flatten_span(record: dict) -> dict:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports: every socket stays bound until all are picked
+    (a port released first can be handed out again)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class Reply:
@@ -130,7 +141,7 @@ class Collector:
         if not PROCESSOR.is_file():
             raise RuntimeError(f"collector: span processor {PROCESSOR} is missing")
         agent = rotel.agent.Agent.agent_path
-        self.http_port, self.grpc_port = free_port(), free_port()
+        self.http_port, self.grpc_port = free_ports(2)
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.traces_url = self.url + "/v1/traces"
         self.spans_file = workdir / "spans.jsonl"
