@@ -39,9 +39,11 @@ build_variant() { # $1: extra cargo features, $2: output file name
       --no-default-features --features "$features"
   fi
   # --low-memory-unused: the stack comes first (Rust's wasm-ld default), so
-  # addresses below 1024 are its deepest end; --converge repeats -Oz until no
-  # gain. Together: -0.2 KB gzip.
-  "$WASM_OPT" -Oz --low-memory-unused --converge --strip-debug --strip-producers --strip-target-features "$wasm" -o "$OUT/$2"
+  # addresses below 1024 are its deepest end. --flatten --rereloop before -Oz
+  # and --reorder-functions after it leave code that gzips better; --converge
+  # repeats -Oz until no gain. Together -0.4 KB gzip; no speed change in Node.
+  "$WASM_OPT" --low-memory-unused --flatten --rereloop -Oz -Oz --converge --reorder-functions \
+    --strip-debug --strip-producers --strip-target-features "$wasm" -o "$OUT/$2"
 }
 mkdir -p "$OUT"
 rm -rf "$OUT"/tracelink_wasm* "$OUT"/snippets "$OUT"/*.wasm
