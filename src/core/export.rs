@@ -148,7 +148,6 @@ mod tests;
 pub use retry_after::parse_retry_after;
 pub(crate) use retry_after::parse_imf_fixdate;
 
-
 use super::id::IdGenerator;
 
 /// Tuning for [`ExportPolicy`]. `Default` gives the values in the module doc.
