@@ -322,14 +322,11 @@ export class Core {
   /** Nothing queued or in flight. */
   idle() { return this._x.tl_idle() === 1; }
 
-  /** Request `id` finished: status (0 network error, 1 timeout), Retry-After, 2xx body bytes. */
+  /** Request `id` finished: status (0 network error, 1 timeout), its Retry-After header, 2xx body bytes. */
   outcome(id, status, retryAfter, body) {
-    const ra = retryAfter ?? '';
     const len = body?.length ?? 0;
-    this._writer(3 * ra.length + len);
-    const n = utf8(ra);
-    if (len) u8.set(body, pos + n);
-    this._x.tl_outcome(id, status, n, len, Date.now());
+    if (len) this._room(len).set(body, this._io);
+    this._x.tl_outcome(id, status, retryAfterMs(retryAfter), len);
   }
 
   stats() {
@@ -385,11 +382,30 @@ function writeOps(log) {
       }
       case 3: u8[pos++] = log[i++]; str(log[i++]); break;
       case 4: str(log[i++]); break;
-      case 5: leb(log[i++]); str(log[i++]); str(log[i++]); str(log[i++]); f64(log[i++]); break;
+      case 5: leb(log[i++]); str(log[i++]); str(log[i++]); f64(httpDate(log[i++])); f64(log[i++]); break;
       case 6: f64(log[i++]); str(log[i++]); str(log[i++]); break;
       default: f64(log[i++]); str(log[i++]); str(log[i++]); str(log[i++]); break; // 7
     }
   }
+}
+
+/**
+ * Unix ms of an HTTP-date header value (`Date`, `Retry-After`) in the
+ * IMF-fixdate form RFC 9110 requires (`Sun, 06 Nov 1994 08:49:37 GMT`), or
+ * NaN. The runtime's Date.parse reads it and toUTCString, which writes
+ * exactly that form, checks it (no lenient guesses), so the wasm carries no
+ * date parser (Rust hosts use the core's parse_http_date, same form).
+ */
+export function httpDate(v) {
+  v = typeof v === 'string' ? v.trim() : '';
+  const t = Date.parse(v);
+  return new Date(t).toUTCString() === v ? t : NaN;
+}
+
+/** A Retry-After header as a delay in ms: delta-seconds or an HTTP-date (a past one is 0); NaN for none. */
+export function retryAfterMs(v) {
+  const s = typeof v === 'string' ? v.trim() : '';
+  return /^\d+$/.test(s) ? s * 1000 : Math.max(0, httpDate(s) - Date.now());
 }
 
 /** [traceparent, tracestate] of what `Core.end` handed back. */

@@ -743,7 +743,7 @@ export class Tracing {
     return ctx;
   }
 
-  /** Ends an HTTP span: the response's status and the server span it names. */
+  /** Ends an HTTP span: the response's status, the server span it names, the server's clock (Server-Timing, Date). */
   _httpEnd(ctx, status, traceresponse, serverTiming, date) {
     if (ctx.rec) ctx.log.push(5, status, traceresponse ?? '', serverTiming ?? '', date ?? '', clock());
     this._end(ctx);

@@ -6,6 +6,7 @@
 
 use proptest::prelude::*;
 use tracelink::core::clock_skew::{ClockSample, ClockSkew, CLIENT_RESOLUTION_NANO, OFFSET_ATTRIBUTE};
+use tracelink::core::export::parse_http_date;
 use tracelink::core::id::IdGenerator;
 use tracelink::core::pipeline::{Pipeline, PipelineConfig};
 use tracelink::core::span::SpanKind;
@@ -80,11 +81,11 @@ proptest! {
                 if at == i {
                     // A server with a clock `shift` off (or a stale clock reading).
                     let bad = see(sent, *t, if ahead { offset + shift } else { offset - shift });
-                    prop_assert!(skew.add_sample(ClockSample::from_headers(bad.sent, bad.arrived, &bad.server_timing, "").unwrap()));
+                    prop_assert!(skew.add_sample(ClockSample::from_headers(bad.sent, bad.arrived, &bad.server_timing, None).unwrap()));
                 }
             }
             let seen = see(sent, *t, offset);
-            let sample = ClockSample::from_headers(seen.sent, seen.arrived, &seen.server_timing, "").unwrap();
+            let sample = ClockSample::from_headers(seen.sent, seen.arrived, &seen.server_timing, None).unwrap();
             prop_assert!(skew.add_sample(sample));
             honest.push((seen, sample.offset_bounds().unwrap()));
             sent = seen_arrived(&honest);
@@ -119,7 +120,7 @@ proptest! {
             let seen = see(sent, *t, offset);
             let op = p.tracer.start_span("operation", SpanKind::Internal, Parent::Root, sent - MS);
             let fetch = p.tracer.start_span("GET", SpanKind::Client, Parent::Local(op), sent);
-            prop_assert!(p.clock_sample_from_response(fetch, seen.arrived, &seen.server_timing, ""));
+            prop_assert!(p.clock_sample_from_response(fetch, seen.arrived, &seen.server_timing, None));
             let fetch_json = p.end_span(fetch, seen.arrived, 0, true).unwrap();
             let op_json = p.end_span(op, seen.arrived + MS, 0, true).unwrap();
             let (start, end) = (json_u64(&fetch_json, "startTimeUnixNano"), json_u64(&fetch_json, "endTimeUnixNano"));
@@ -146,7 +147,7 @@ proptest! {
         for (header, a, b) in &timings {
             let forms = [header.clone(), format!("tracelink-time;desc={header}"), format!("tracelink-time;desc={a};dur={b}")];
             for form in &forms {
-                if let Some(sample) = ClockSample::from_headers(*a.min(b), *a.max(b), form, header) {
+                if let Some(sample) = ClockSample::from_headers(*a.min(b), *a.max(b), form, parse_http_date(header)) {
                     skew.add_sample(sample);
                 }
             }

@@ -65,7 +65,7 @@ fn gzipped_requests_from_the_pipeline_reach_rotel_intact() {
             let headers = [("Content-Type", enc.content_type()), ("Content-Encoding", "gzip")];
             let (status, body) = rotel.post_with("/v1/traces", &headers, &req.body);
             assert_eq!(status, 200, "{enc:?}: {}", String::from_utf8_lossy(&body));
-            p.on_response(req.id, Response::Http { status, retry_after: None, body: Some(&body) }, 1, 0);
+            p.on_response(req.id, Response::Http { status, retry_after_ms: None, body: Some(&body) }, 1);
         }
         assert!(requests >= 2, "{enc:?}: more than one batch ({requests})");
         let stats: HashMap<_, _> = p.stats_fields().into_iter().collect();

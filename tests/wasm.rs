@@ -75,7 +75,7 @@ fn pipeline_encodes_and_batches_on_wasm() {
             }
             Encoding::Protobuf => assert_eq!(req.body[0], 0x0a, "field 1 (resource_spans), length-delimited"),
         }
-        p.on_response(req.id, Response::Http { status: 200, retry_after: None, body: None }, 1, 0);
+        p.on_response(req.id, Response::Http { status: 200, retry_after_ms: None, body: None }, 1);
         assert!(p.is_idle());
         let exported = p.stats_fields().into_iter().find(|(k, _)| *k == "exported").unwrap().1;
         assert_eq!(exported, 2);
@@ -89,12 +89,12 @@ fn retry_after_is_honoured_on_wasm() {
     p.end_span(h, now_nanos(), 0, false);
     p.flush(0);
     let req = p.poll_request(0).unwrap();
-    p.on_response(req.id, Response::Http { status: 503, retry_after: Some("2"), body: None }, 10, 0);
+    p.on_response(req.id, Response::Http { status: 503, retry_after_ms: Some(2_000), body: None }, 10);
     assert!(p.poll_request(10).is_none());
     assert_eq!(p.poll_timeout(), Some(2010));
     p.handle_timeout(2010);
     let again = p.poll_request(2010).expect("retried after Retry-After");
-    p.on_response(again.id, Response::Http { status: 200, retry_after: None, body: None }, 2020, 0);
+    p.on_response(again.id, Response::Http { status: 200, retry_after_ms: None, body: None }, 2020);
     assert!(p.is_idle());
 }
 

@@ -33,7 +33,6 @@
 //!
 //! No IO and no clock: times are arguments, as everywhere in the core.
 
-use super::export::parse_imf_fixdate;
 use super::id::TraceId;
 use super::span::{KeyValue, SpanData, SpanLimits};
 use super::text;
@@ -77,20 +76,21 @@ pub struct ClockSample {
 
 impl ClockSample {
     /// The sample a traced response gives: from the `tracelink-time` metric in
-    /// its `server_timing` header when there is one, else from its `date`
-    /// header (IMF-fixdate); `None` when neither parses. Pass `''` for a
-    /// header that is absent or unreadable (cross-origin and not exposed).
+    /// its `server_timing` header when there is one, else from its `Date`
+    /// header, as unix seconds (the host parses it: [`parse_http_date`], or
+    /// a page's `Date.parse`); `None` when neither gives a time. Pass `''` /
+    /// `None` for a header that is absent or unreadable (cross-origin and not
+    /// exposed).
+    ///
+    /// [`parse_http_date`]: super::export::parse_http_date
     pub fn from_headers(
         request_unix_nano: u64,
         response_unix_nano: u64,
         server_timing: &str,
-        date: &str,
+        date_unix_s: Option<u64>,
     ) -> Option<ClockSample> {
         let (server_unix_nano, server_duration_nano, precision_nano) = parse_server_time(server_timing)
-            .or_else(|| {
-                let seconds = parse_imf_fixdate(text::trim_ows(date).as_bytes())?;
-                Some((seconds.checked_mul(1_000_000_000)?, 0, DATE_PRECISION_NANO))
-            })?;
+            .or_else(|| Some((date_unix_s?.checked_mul(1_000_000_000)?, 0, DATE_PRECISION_NANO)))?;
         Some(ClockSample {
             request_unix_nano,
             response_unix_nano,

@@ -146,7 +146,7 @@ mod retry_after;
 mod tests;
 
 pub use retry_after::parse_retry_after;
-pub(crate) use retry_after::parse_imf_fixdate;
+pub use retry_after::parse_http_date;
 
 use super::id::IdGenerator;
 

@@ -71,7 +71,10 @@ pub struct Request {
 #[derive(Clone, Copy, Debug)]
 pub enum Response<'a> {
     /// Any HTTP status; `body` is read for 2xx (partial success).
-    Http { status: u16, retry_after: Option<&'a str>, body: Option<&'a [u8]> },
+    /// `retry_after_ms`: the `Retry-After` header as a delay, read by the
+    /// host (with [`parse_retry_after`](super::export::parse_retry_after), or
+    /// its own HTTP-date parser: a page has one in `Date.parse`).
+    Http { status: u16, retry_after_ms: Option<u64>, body: Option<&'a [u8]> },
     /// No HTTP response (offline, DNS, CORS refusal, connection reset).
     NetworkError,
     /// Aborted after the export timeout.
@@ -213,7 +216,7 @@ impl Pipeline {
         let limits = self.tracer.config().limits;
         let (mut staged, _) = span_log::stage(log, trace_id, &limits);
         if let Some(r) = staged.response {
-            self.clock_sample_from_response(h, r.at_unix_nano, r.server_timing, r.date);
+            self.clock_sample_from_response(h, r.at_unix_nano, r.server_timing, r.date_unix_s);
         }
         let span = self.tracer.end_span(h, end_unix_nano)?;
         if self.policy.drop_if_full() {
@@ -238,7 +241,7 @@ impl Pipeline {
     }
 
     /// Feeds the clock-skew estimator one traced round trip (e.g.
-    /// `ClockSample::from_headers(span start, now, server_timing, date)` for a
+    /// `ClockSample::from_headers(span start, now, server_timing, date_unix_s)` for a
     /// fetch); true when the sample was kept. Spans ended from then on get the
     /// estimated offset (0 until two samples agree), one offset per trace.
     pub fn clock_sample(&mut self, sample: ClockSample) -> bool {
@@ -248,12 +251,13 @@ impl Pipeline {
     /// [`Pipeline::clock_sample`] for the response to the request of live span
     /// `h` (a fetch span: it started when the request left); call it when the
     /// response headers arrived, before ending `h`, with its `Server-Timing`
-    /// and `Date` headers ('' when absent or unreadable).
-    pub fn clock_sample_from_response(&mut self, h: SpanHandle, response_unix_nano: u64, server_timing: &str, date: &str) -> bool {
+    /// header ('' when absent or unreadable) and its `Date` header as unix
+    /// seconds ([`parse_http_date`](super::export::parse_http_date)).
+    pub fn clock_sample_from_response(&mut self, h: SpanHandle, response_unix_nano: u64, server_timing: &str, date_unix_s: Option<u64>) -> bool {
         let sample = self
             .tracer
             .start_time(h)
-            .and_then(|start| ClockSample::from_headers(start, response_unix_nano, server_timing, date));
+            .and_then(|start| ClockSample::from_headers(start, response_unix_nano, server_timing, date_unix_s));
         sample.is_some_and(|s| self.clock.add_sample(s))
     }
 
@@ -271,9 +275,8 @@ impl Pipeline {
         Some(Request { id: t.id, body, gzip, transport: t.transport, spans: t.spans })
     }
 
-    /// Reports what became of request `id` (`now_unix_ms` resolves
-    /// HTTP-date `Retry-After` values).
-    pub fn on_response(&mut self, id: u64, response: Response<'_>, now_ms: u64, now_unix_ms: u64) {
+    /// Reports what became of request `id`.
+    pub fn on_response(&mut self, id: u64, response: Response<'_>, now_ms: u64) {
         let outcome = match response {
             Response::Http { status: 200..=299, body, .. } => {
                 let rejected = body
@@ -281,10 +284,7 @@ impl Pipeline {
                     .map_or(0, |(rejected, _)| rejected.max(0) as u64);
                 Outcome::Success { rejected_spans: rejected }
             }
-            Response::Http { status, retry_after, .. } => Outcome::Http {
-                status,
-                retry_after_ms: retry_after.and_then(|v| super::export::parse_retry_after(v, now_unix_ms)),
-            },
+            Response::Http { status, retry_after_ms, .. } => Outcome::Http { status, retry_after_ms },
             Response::NetworkError => Outcome::NetworkError,
             Response::Timeout => Outcome::Timeout,
         };

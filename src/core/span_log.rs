@@ -14,8 +14,9 @@
 //!         | 2 time_ms:f64 name:str n:leb (key:str value)*n   event
 //!         | 3 code:u8 message:str                 status (0 unset, 1 ok, 2 error)
 //!         | 4 name:str                            rename
-//!         | 5 status:leb traceresponse:str server_timing:str date:str time_ms:f64
-//!                                                 HTTP response (headers arrived at time_ms)
+//!         | 5 status:leb traceresponse:str server_timing:str date_ms:f64 time_ms:f64
+//!                                                 HTTP response (headers arrived at time_ms; its
+//!                                                 Date header as unix ms, the host's parse: NaN if none)
 //!         | 6 time_ms:f64 error_type:str message:str           HTTP request failed
 //!         | 7 time_ms:f64 type:str message:str stack:str       exception (+ ERROR status)
 //! value  := 0 str | 1 i64 | 2 f64 | 3 u8 | 4 elem:u8 n:leb elem_value*n
@@ -345,7 +346,7 @@ fn stage_into<'a>(span: &mut StagedSpan<'a>, log: &'a [u8], trace_id: TraceId, l
                 let status = u16::try_from(r.leb()?).unwrap_or(0);
                 let traceresponse = r.str()?;
                 let server_timing = r.str()?;
-                let date = r.str()?;
+                let date_unix_s = date_seconds(r.f64()?);
                 let at_unix_nano = ms_to_nanos(r.f64()?);
                 span.set_attribute(("http.response.status_code", Staged::I64(i64::from(status))), limits);
                 if status >= 400 {
@@ -365,7 +366,7 @@ fn stage_into<'a>(span: &mut StagedSpan<'a>, log: &'a [u8], trace_id: TraceId, l
                         }
                     }
                 }
-                span.response = Some(HttpResponse { at_unix_nano, server_timing, date });
+                span.response = Some(HttpResponse { at_unix_nano, server_timing, date_unix_s });
             }
             op::HTTP_FAILURE => {
                 let time = ms_to_nanos(r.f64()?);
@@ -403,7 +404,14 @@ pub struct HttpResponse<'a> {
     /// When the response headers arrived, unix nanoseconds.
     pub at_unix_nano: u64,
     pub server_timing: &'a str,
-    pub date: &'a str,
+    /// The `Date` header, unix seconds (`None`: absent or not an HTTP-date).
+    pub date_unix_s: Option<u64>,
+}
+
+/// A `Date` header's unix ms as the host parsed it → unix seconds (`None`
+/// for NaN, 0 or less: absent, unparsed, or before 1970).
+fn date_seconds(ms: f64) -> Option<u64> {
+    (ms > 0.0).then(|| (ms / 1000.0) as u64)
 }
 
 /// Replays `log` onto live span `h` (see the module docs). Ops on a span that
@@ -445,10 +453,10 @@ pub fn apply<'a>(tracer: &mut Tracer, h: SpanHandle, log: &'a [u8]) -> Result<Op
                 let status = u16::try_from(r.leb()?).unwrap_or(0);
                 let traceresponse = r.str()?;
                 let server_timing = r.str()?;
-                let date = r.str()?;
+                let date_unix_s = date_seconds(r.f64()?);
                 let at_unix_nano = ms_to_nanos(r.f64()?);
                 http_response(tracer, h, status, traceresponse, server_timing);
-                response = Some(HttpResponse { at_unix_nano, server_timing, date });
+                response = Some(HttpResponse { at_unix_nano, server_timing, date_unix_s });
             }
             op::HTTP_FAILURE => {
                 let time = ms_to_nanos(r.f64()?);
@@ -630,13 +638,14 @@ impl LogWriter {
         self.str(stack);
         self
     }
-    /// Stages an HTTP response whose headers arrived at `time_ms` (unix ms).
-    pub fn http_response(&mut self, status: u16, traceresponse: &str, server_timing: &str, date: &str, time_ms: f64) -> &mut Self {
+    /// Stages an HTTP response whose headers arrived at `time_ms` (unix ms),
+    /// with its `Date` header as unix ms (`date_ms`; NaN when none).
+    pub fn http_response(&mut self, status: u16, traceresponse: &str, server_timing: &str, date_ms: f64, time_ms: f64) -> &mut Self {
         self.buf.push(op::HTTP_RESPONSE);
         self.leb(u64::from(status));
         self.str(traceresponse);
         self.str(server_timing);
-        self.str(date);
+        self.buf.extend_from_slice(&date_ms.to_le_bytes());
         self.buf.extend_from_slice(&time_ms.to_le_bytes());
         self
     }
@@ -662,7 +671,7 @@ mod tests {
             .attribute(&KeyValue::new("n", 42i64))
             .attribute(&KeyValue { key: "arr".into(), value: Value::Array(Array::Bool(vec![true, false])) })
             .event(1.5, "e", &[KeyValue::new("k", 1.25f64)])
-            .http_response(503, "", "traceparent;desc=\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"", "", 1.75);
+            .http_response(503, "", "traceparent;desc=\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"", f64::NAN, 1.75);
         let response = apply(&mut t, h, &w.buf).unwrap().expect("the response is reported");
         assert_eq!(response.at_unix_nano, 1_750_000);
         let span = t.end_span(h, 2_000).unwrap();
@@ -762,9 +771,9 @@ mod tests {
                         _ => String::new(),
                     };
                     if *in_timing {
-                        w.http_response(*status, "", &format!("traceparent;desc=\"{tp}\""), "", 1_500.25);
+                        w.http_response(*status, "", &format!("traceparent;desc=\"{tp}\""), f64::NAN, 1_500.25);
                     } else {
-                        w.http_response(*status, &tp, "", "", 1_500.25);
+                        w.http_response(*status, &tp, "", f64::NAN, 1_500.25);
                     }
                 }
                 TestOp::Failure(t, ty, m) => {

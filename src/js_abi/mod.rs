@@ -308,23 +308,22 @@ pub extern "C" fn tl_timer() {
 }
 
 /// Request `id` finished: `status` is the HTTP status, 0 a network error, 1 a
-/// timeout. io: the Retry-After value, then the 2xx response body.
+/// timeout; `retry_after_ms` its Retry-After as a delay (JS reads the header:
+/// no date parser in wasm), NaN or below 0 for none. io: the 2xx response body.
 #[no_mangle]
-pub extern "C" fn tl_outcome(id: f64, status: u32, retry_after_len: usize, body_len: usize, unix_ms: f64) {
+pub extern "C" fn tl_outcome(id: f64, status: u32, retry_after_ms: f64, body_len: usize) {
     let Some(s) = state() else { return };
-    let retry_after = text(0, retry_after_len);
-    let body = input(retry_after_len + body_len).get(retry_after_len..).unwrap_or(&[]);
     let response = match status {
         0 => Response::NetworkError,
         1 => Response::Timeout,
         s => Response::Http {
             status: u16::try_from(s).unwrap_or(0),
-            retry_after: (retry_after_len > 0).then_some(retry_after),
-            body: (body_len > 0).then_some(body),
+            retry_after_ms: (retry_after_ms >= 0.0).then_some(retry_after_ms as u64),
+            body: (body_len > 0).then(|| input(body_len)),
         },
     };
     let now = mono();
-    s.pipeline.on_response(id as u64, response, now, if unix_ms > 0.0 { unix_ms as u64 } else { 0 });
+    s.pipeline.on_response(id as u64, response, now);
     drive(s, now);
 }
 
@@ -417,7 +416,7 @@ fn drive(s: &mut State, now: u64) {
         } else if req.transport == Transport::Persist && !handed {
             s.pipeline.on_persisted(req.id, false, now);
         } else if !handed {
-            s.pipeline.on_response(req.id, Response::NetworkError, now, 0);
+            s.pipeline.on_response(req.id, Response::NetworkError, now);
         }
     }
     let next = s.pipeline.poll_timeout();

@@ -269,7 +269,7 @@ impl Driver {
                         Driver::upgrade(&weak).on_outcome(id, &outcome);
                     });
                 }
-                Err(_) => s.pipeline.on_response(req.id, Response::NetworkError, now, 0),
+                Err(_) => s.pipeline.on_response(req.id, Response::NetworkError, now),
             }
         }
         let next = s.pipeline.poll_timeout();
@@ -319,7 +319,7 @@ impl MaybeDriver for Option<Driver> {
     fn on_outcome(&self, id: u64, outcome: &Outcome) {
         self.update(|s, now| {
             let unix_ms = s.clock.unix_ms() as u64;
-            s.pipeline.on_response(id, outcome.response(), now, unix_ms);
+            s.pipeline.on_response(id, outcome.response(unix_ms), now);
         });
     }
 }

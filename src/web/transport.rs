@@ -15,6 +15,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Blob, BlobPropertyBag, Headers, RequestInit, Response as FetchResponse};
 
 use super::timer::Timer;
+use crate::core::export::parse_retry_after;
 use crate::core::pipeline::Response;
 
 #[wasm_bindgen]
@@ -68,12 +69,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The pipeline's view of this outcome.
-    pub fn response(&self) -> Response<'_> {
+    /// The pipeline's view of this outcome (`now_unix_ms` resolves an
+    /// HTTP-date `Retry-After`).
+    pub fn response(&self, now_unix_ms: u64) -> Response<'_> {
         match self.status {
             0 => Response::NetworkError,
             1 => Response::Timeout,
-            status => Response::Http { status, retry_after: self.retry_after.as_deref(), body: self.body.as_deref() },
+            status => Response::Http {
+                status,
+                retry_after_ms: self.retry_after.as_deref().and_then(|v| parse_retry_after(v, now_unix_ms)),
+                body: self.body.as_deref(),
+            },
         }
     }
 

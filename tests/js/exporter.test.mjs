@@ -23,7 +23,7 @@ async function sink(script) {
       const wire = Buffer.concat(chunks);
       const body = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(wire) : wire).toString('utf8');
       const spans = JSON.parse(body).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
-      requests.push({ spans, bytes: Buffer.byteLength(body), headers: req.headers });
+      requests.push({ spans, bytes: Buffer.byteLength(body), headers: req.headers, at: Date.now() });
       const [status, headers = {}, reply = '{}'] = script[Math.min(requests.length - 1, script.length - 1)];
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(reply);
@@ -55,6 +55,62 @@ test('503 with Retry-After is retried, then everything arrives once', async () =
   assert.equal(stats.retried, 1);
   assert.equal(stats.dropped, 0);
   await t.shutdown();
+});
+
+test('Retry-After as an HTTP-date: the retry waits for it (read by JS, not wasm)', async () => {
+  // A date 4 s ahead (whole seconds: at least 3 s from now); without it the
+  // backoff would retry after 0.8 to 1.2 s.
+  const at = new Date(Date.now() + 4000).toUTCString();
+  const s = await sink([[429, { 'retry-after': at }], [200]]);
+  const t = await setup(s.url);
+  await burst(t, 5);
+  await t.flush(15000);
+  assert.equal(s.requests.length, 2);
+  const gap = s.requests[1].at - s.requests[0].at;
+  assert.ok(gap >= 2500, `retried after ${gap} ms, before the date`);
+  assert.equal(t.stats().exported, 5);
+  await t.shutdown();
+});
+
+test('a server clock in the Date header (read by JS) moves client spans onto the server time line', async () => {
+  // No Server-Timing: the Date header is the only server time. It says the
+  // server is a minute ahead.
+  const app = http.createServer((req, res) => {
+    res.setHeader('date', new Date(Date.now() + 60000).toUTCString());
+    res.end('ok');
+  });
+  await new Promise((r) => app.listen(0, '127.0.0.1', r));
+  servers.push(app);
+  const s = await sink([[200]]);
+  const t = await setup(s.url);
+  for (let i = 0; i < 3; i++) await (await t.fetch(`http://127.0.0.1:${app.address().port}/`)).text();
+  await t.flush(5000);
+  const offsets = s.requests.flatMap((r) => r.spans).map((sp) =>
+    Number(sp.attributes.find((a) => a.key === 'tracelink.clock_offset_ms')?.value.intValue ?? NaN));
+  assert.equal(offsets.length, 3);
+  // The first response is one sample (no estimate yet); two agree from the second on. A Date
+  // is whole seconds, and servers cache it: the offset is within its 2.5 s precision.
+  assert.ok(Number.isNaN(offsets[0]), `first span uncorrected: ${offsets}`);
+  for (const o of offsets.slice(1)) assert.ok(Math.abs(o - 60000) <= 3000, `offsets: ${offsets}`);
+  await t.shutdown();
+});
+
+test('HTTP-dates and Retry-After values are read as RFC 9110 says', async () => {
+  const { httpDate, retryAfterMs } = await import(new URL('pkg/core.js', root));
+  assert.equal(httpDate('Sun, 06 Nov 1994 08:49:37 GMT'), 784111777000);
+  assert.equal(httpDate(' Thu, 01 Jan 1970 00:00:00 GMT\t'), 0);
+  assert.equal(httpDate('Tue, 29 Feb 2000 00:00:00 GMT'), 951782400000);
+  // Only IMF-fixdate: not the obsolete forms, nor what Date.parse would guess at.
+  for (const v of ['Sunday, 06-Nov-94 08:49:37 GMT', 'Sun Nov  6 08:49:37 1994', 'Sun, 6 Nov 1994 08:49:37 GMT',
+    'Sun, 31 Feb 2021 00:00:00 GMT', 'Sun, 06 Nov 1994 25:49:37 GMT', 'Sun, 06 Nov 1994 08:49:37 UTC', '1994-11-06', '', null, 42]) {
+    assert.ok(Number.isNaN(httpDate(v)), JSON.stringify(v));
+  }
+  assert.equal(retryAfterMs('120'), 120000);
+  assert.equal(retryAfterMs(' 007 '), 7000);
+  assert.equal(retryAfterMs('Sun, 06 Nov 1994 08:49:37 GMT'), 0, 'a past date: now');
+  const ahead = retryAfterMs(new Date(Date.now() + 60000).toUTCString());
+  assert.ok(ahead > 58000 && ahead <= 60000, String(ahead));
+  for (const v of ['-1', '1.5', 'soon', '', null]) assert.ok(Number.isNaN(retryAfterMs(v)), JSON.stringify(v));
 });
 
 test('400 is not retried: the batch is dropped and counted', async () => {

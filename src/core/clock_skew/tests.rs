@@ -1,4 +1,5 @@
 use super::*;
+use crate::core::export::parse_http_date;
 use crate::core::span::{SpanContext, SpanKind, Value};
 
 const MS: u64 = 1_000_000;
@@ -33,24 +34,24 @@ fn date_sample(sent: u64, rtt: u64, date_unix_s: u64) -> ClockSample {
 #[test]
 fn the_tracelink_time_metric_is_read_among_others() {
     let header = r#"traceparent;desc="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracelink-time;desc=1733011200123.456;dur=12.5"#;
-    let s = ClockSample::from_headers(1, 2, header, "Sun, 01 Dec 2024 00:00:00 GMT").unwrap();
+    let s = ClockSample::from_headers(1, 2, header, parse_http_date("Sun, 01 Dec 2024 00:00:00 GMT")).unwrap();
     assert_eq!(s.server_unix_nano, 1_733_011_200_123_456_000);
     assert_eq!(s.server_duration_nano, 12_500_000);
     assert_eq!(s.precision_nano, 100_000); // dur has one decimal: 0.1 ms
     assert_eq!((s.request_unix_nano, s.response_unix_nano), (1, 2));
 
-    let s = ClockSample::from_headers(1, 2, r#"db;dur=3, TRACELINK-TIME ; dur = "0.250" ; desc="1733011200123""#, "").unwrap();
+    let s = ClockSample::from_headers(1, 2, r#"db;dur=3, TRACELINK-TIME ; dur = "0.250" ; desc="1733011200123""#, None).unwrap();
     assert_eq!((s.server_unix_nano, s.server_duration_nano, s.precision_nano), (1_733_011_200_123 * MS, 250_000, MS));
-    let s = ClockSample::from_headers(1, 2, "tracelink-time;desc=1733011200123.4567891;flag", "").unwrap();
+    let s = ClockSample::from_headers(1, 2, "tracelink-time;desc=1733011200123.4567891;flag", None).unwrap();
     assert_eq!((s.server_unix_nano, s.server_duration_nano, s.precision_nano), (1_733_011_200_123_456_789, 0, 1));
 }
 
 #[test]
 fn the_date_header_is_the_fallback() {
-    let s = ClockSample::from_headers(1, 2, "traceparent;desc=x", " Sun, 01 Dec 2024 00:00:00 GMT ").unwrap();
+    let s = ClockSample::from_headers(1, 2, "traceparent;desc=x", parse_http_date(" Sun, 01 Dec 2024 00:00:00 GMT ")).unwrap();
     assert_eq!((s.server_unix_nano, s.server_duration_nano, s.precision_nano), (NOW, 0, DATE_PRECISION_NANO));
     // A broken metric is no metric: the Date header is used.
-    let s = ClockSample::from_headers(1, 2, "tracelink-time;desc=12a.5", "Sun, 01 Dec 2024 00:00:00 GMT").unwrap();
+    let s = ClockSample::from_headers(1, 2, "tracelink-time;desc=12a.5", parse_http_date("Sun, 01 Dec 2024 00:00:00 GMT")).unwrap();
     assert_eq!(s.precision_nano, DATE_PRECISION_NANO);
 }
 
@@ -70,7 +71,7 @@ fn garbage_gives_no_sample() {
         ("tracelink-time;dur=5", ""),
         ("\u{0}\u{ff};;,,==", "Sun, 01 Dec 2024 00:00:00 UTC"),
     ] {
-        assert_eq!(ClockSample::from_headers(1, 2, timing, date), None, "{timing:?} {date:?}");
+        assert_eq!(ClockSample::from_headers(1, 2, timing, parse_http_date(date)), None, "{timing:?} {date:?}");
     }
 }
 
@@ -266,12 +267,12 @@ fn the_pipeline_takes_samples_only_for_live_spans() {
     let mut p = Pipeline::new(PipelineConfig::new("t", None, "rust"), IdGenerator::from_seed([3; 32]));
     let timing = "tracelink-time;desc=1733011260000.000;dur=1.000"; // the server is a minute ahead
     let h = p.tracer.start_span("GET", SpanKind::Client, Parent::Root, NOW);
-    assert!(p.clock_sample_from_response(h, NOW + 10 * MS, timing, ""));
+    assert!(p.clock_sample_from_response(h, NOW + 10 * MS, timing, None));
     p.end_span(h, NOW + 10 * MS, 0, false);
-    assert!(!p.clock_sample_from_response(h, NOW + 20 * MS, timing, ""), "an ended span is no sample");
-    assert!(!p.clock_sample_from_response(h, NOW + 20 * MS, "", "garbage"));
+    assert!(!p.clock_sample_from_response(h, NOW + 20 * MS, timing, None), "an ended span is no sample");
+    assert!(!p.clock_sample_from_response(h, NOW + 20 * MS, "", parse_http_date("garbage")));
     assert_eq!(p.clock_offset_nano(), 0);
     let h = p.tracer.start_span("GET", SpanKind::Client, Parent::Root, NOW + S);
-    assert!(p.clock_sample_from_response(h, NOW + S + 10 * MS, "tracelink-time;desc=1733011261000.000;dur=1.000", ""));
+    assert!(p.clock_sample_from_response(h, NOW + S + 10 * MS, "tracelink-time;desc=1733011261000.000;dur=1.000", None));
     assert!(p.clock_offset_nano().abs_diff(60 * S as i64) <= 10 * MS);
 }

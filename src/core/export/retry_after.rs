@@ -44,9 +44,24 @@ const MONTH_NAMES: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
+/// Unix seconds of an HTTP-date header value (a `Date`, a `Retry-After`) in
+/// the IMF-fixdate form, `Sun, 06 Nov 1994 08:49:37 GMT`, around optional
+/// whitespace; `None` for anything else. For Rust hosts: the JS package
+/// reads these headers with the runtime's own `Date.parse` (pkg/core.js
+/// `httpDate`), so the page's wasm carries no date parser.
+///
+/// ```
+/// use tracelink::core::export::parse_http_date;
+/// assert_eq!(parse_http_date(" Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+/// assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+/// ```
+pub fn parse_http_date(value: &str) -> Option<u64> {
+    parse_imf_fixdate(crate::core::text::trim_ows(value).as_bytes())
+}
+
 /// Unix seconds of an IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`; dates
 /// before 1970 give 0. Case-sensitive and exact, as RFC 9110 defines it.
-pub(crate) fn parse_imf_fixdate(s: &[u8]) -> Option<u64> {
+fn parse_imf_fixdate(s: &[u8]) -> Option<u64> {
     if s.len() != 29
         || !DAY_NAMES.iter().any(|d| &s[0..3] == *d)
         || &s[3..5] != b", "
