@@ -25,12 +25,14 @@
 //! A malformed log applies what parsed before the fault and reports it;
 //! nothing panics.
 //!
-//! Two ways to use a log: [`apply`] replays it onto a [`Tracer`] span (owned
-//! values; the JSON and console paths), and [`stage`] reads it into a
-//! [`StagedSpan`] that borrows every string from the log, so the protobuf
-//! encoder writes the span without copying a single attribute
-//! (`otlp::encode_staged`). Both give the same span: same limits, replacement
-//! by key, drop counts and status rules (a property test checks the bytes).
+//! Two ways to read a log. [`stage`], what the pipeline uses, reads it into a
+//! [`StagedSpan`] that borrows every string from the log, so the encoders
+//! write the span without copying a single attribute (`otlp::encode_staged`).
+//! [`apply`] replays it onto a [`Tracer`] span through the tracer's own calls
+//! (owned values): a second, deliberately independent reading, kept as the
+//! reference a property test compares `stage` with. Both give the same span:
+//! same limits, replacement by key, drop counts and status rules (the test
+//! checks the encoded bytes).
 
 use super::id::TraceId;
 use super::span::{Array, KeyValue, Link, SpanLimits, Status, Value};
